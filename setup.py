@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tf_cyclegan",
+    version="0.1.0",
+    description="CycleGAN (Zhu et al., ICCV 2017) for TensorFlow 2 / Keras 3: train, export to TF Serving and TFLite",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["tf_cyclegan", "tf_cyclegan.*"]),
+    include_package_data=True,
+    package_data={"tf_cyclegan": ["datasets/emoji/**/*", "datasets/emoji/*", "presets/*.yaml"]},
+    python_requires=">=3.10,<3.14",
+    install_requires=[
+        "tensorflow>=2.18,<2.22",
+        "keras>=3.6,<4",
+        "tensorboard>=2.18,<2.22",
+        "tensorflow-datasets>=4.9.7,<5",
+        # tensorflow-datasets 4.9.10 imports it without declaring it.
+        "importlib_resources>=6",
+        "numpy>=1.26",
+        "pillow>=10",
+        "pyyaml>=6",
+    ],
+    extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3"]},
+    entry_points={
+        "console_scripts": [
+            "tf-cyclegan-train=tf_cyclegan.train:main",
+            "tf-cyclegan-data=tf_cyclegan.data.__main__:main",
+        ]
+    },
+)

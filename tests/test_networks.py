@@ -1,0 +1,94 @@
+import numpy as np
+import keras
+import pytest
+
+from tf_cyclegan import build_discriminator, build_generator
+from tf_cyclegan.layers import InstanceNormalization, PadToMultiple
+
+
+@pytest.mark.parametrize("kind,params", [("resnet_9blocks", 11_378_179), ("resnet_6blocks", 7_837_699)])
+def test_resnet_generator_matches_reference_parameter_count(kind, params):
+    assert build_generator(kind).count_params() == params
+
+
+def test_patchgan_parameter_count_and_patch_output():
+    discriminator = build_discriminator("patchgan")
+    assert discriminator.count_params() == 2_764_737
+    assert discriminator(np.zeros((1, 256, 256, 3), "float32")).shape == (1, 30, 30, 1)
+    assert discriminator(np.zeros((1, 128, 128, 3), "float32")).shape == (1, 14, 14, 1)
+
+
+def test_discriminator_variants():
+    deeper = build_discriminator("n_layers", n_layers=4, ndf=8)
+    assert deeper(np.zeros((2, 64, 64, 3), "float32")).shape == (2, 2, 2, 1)
+    pixel = build_discriminator("pixel", ndf=8)
+    assert pixel(np.zeros((1, 13, 17, 3), "float32")).shape == (1, 13, 17, 1)
+
+
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128", "unet_256"])
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+def test_generators_keep_odd_input_sizes(kind, upsample):
+    generator = build_generator(kind, ngf=4, upsample=upsample, use_dropout=True)
+    x = np.random.uniform(-1, 1, (1, 37, 53, 3)).astype("float32")
+    y = generator(x).numpy()
+    assert y.shape == (1, 37, 53, 3)
+    assert np.all(np.abs(y) <= 1.0)
+
+
+def test_channel_counts_are_configurable():
+    generator = build_generator("resnet_6blocks", input_channels=1, output_channels=4, ngf=4)
+    assert generator(np.zeros((2, 20, 24, 1), "float32")).shape == (2, 20, 24, 4)
+    assert build_discriminator(input_channels=4, ndf=4)(np.zeros((1, 64, 64, 4), "float32")).shape == (1, 6, 6, 1)
+
+
+def test_batch_norm_drops_conv_bias_like_the_reference():
+    with_instance = build_generator("resnet_6blocks", ngf=8).count_params()
+    with_batch = build_generator("resnet_6blocks", ngf=8, norm="batch").count_params()
+    assert with_instance != with_batch
+
+
+def test_unknown_choices_are_rejected():
+    with pytest.raises(ValueError, match="unknown generator"):
+        build_generator("resnet_foo")
+    with pytest.raises(ValueError, match="unknown norm"):
+        build_generator(norm="layer")
+    with pytest.raises(ValueError, match="unknown discriminator"):
+        build_discriminator("global")
+    with pytest.raises(ValueError, match="unknown init"):
+        build_discriminator(init="uniform")
+
+
+@pytest.mark.parametrize("init", ["normal", "xavier", "kaiming", "orthogonal"])
+def test_inits_build(init):
+    generator = build_generator("resnet_6blocks", ngf=4, init=init)
+    kernel = generator.get_layer("r0_conv1").kernel.numpy()
+    assert np.isfinite(kernel).all() and kernel.std() > 0
+
+
+def test_default_init_is_normal_002():
+    kernel = build_generator("resnet_9blocks").get_layer("r0_conv1").kernel.numpy()
+    assert abs(kernel.std() - 0.02) < 0.001 and abs(kernel.mean()) < 0.001
+
+
+def test_instance_norm_normalises_each_image_and_channel():
+    x = np.random.normal(5.0, 3.0, (2, 9, 11, 4)).astype("float32")
+    y = InstanceNormalization()(x).numpy()
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(1, 2)), 1.0, atol=1e-3)
+
+
+def test_pad_to_multiple_reflects_beyond_the_image_size():
+    x = np.arange(3, dtype="float32").reshape(1, 1, 3, 1)
+    y = PadToMultiple(8)(x).numpy()[0, 0, :, 0]
+    assert y.shape == (8,)
+    # Mirrored without repeating the edge pixel, further than the image is wide.
+    np.testing.assert_array_equal(y, [2, 1, 0, 1, 2, 1, 0, 1])
+
+
+def test_networks_serialize_and_reload(tmp_path):
+    generator = build_generator("resnet_6blocks", ngf=4, affine=True)
+    path = tmp_path / "g.keras"
+    generator.save(path)
+    reloaded = keras.models.load_model(path)
+    x = np.random.uniform(-1, 1, (1, 21, 19, 3)).astype("float32")
+    np.testing.assert_allclose(reloaded(x).numpy(), generator(x).numpy(), atol=1e-6)

@@ -1,0 +1,155 @@
+"""Small Keras layers the CycleGAN networks are built from.
+
+Each layer takes explicit arguments and round-trips through ``get_config``.
+"""
+
+import keras
+import tensorflow as tf
+
+NORMS = ("instance", "batch", "none")
+INITS = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Reflect-pads height and width by ``padding`` pixels on each side (NHWC)."""
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, inputs):
+        p = self.padding
+        return tf.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = lambda d: None if d is None else d + 2 * self.padding  # noqa: E731
+        return (n, grow(h), grow(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class InstanceNormalization(keras.layers.Layer):
+    """Per-image, per-channel normalisation over height and width.
+
+    Statistics are always computed in float32 (also under mixed precision), as
+    bfloat16/float16 variances of large feature maps are too coarse.
+    ``affine=False`` matches the reference's ``InstanceNorm2d`` default.
+    """
+
+    def __init__(self, epsilon=1e-5, affine=False, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.affine = bool(affine)
+
+    def build(self, input_shape):
+        if self.affine:
+            channels = input_shape[-1]
+            self.gamma = self.add_weight(
+                shape=(channels,), initializer=keras.initializers.RandomNormal(1.0, 0.02), name="gamma"
+            )
+            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        x = tf.cast(inputs, tf.float32)
+        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        x = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
+        if self.affine:
+            x = x * tf.cast(self.gamma, tf.float32) + tf.cast(self.beta, tf.float32)
+        return tf.cast(x, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon, "affine": self.affine}
+
+
+def _mirror_indices(size, before, after):
+    """Indices that reflect-pad a dimension of ``size`` by any amount (may exceed ``size``)."""
+    idx = tf.range(-before, size + after)
+    if_one = tf.zeros_like(idx)
+    period = 2 * (size - 1)
+    folded = tf.math.floormod(idx, tf.maximum(period, 1))
+    mirrored = tf.where(folded >= size, period - folded, folded)
+    return tf.where(size > 1, mirrored, if_one)
+
+
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class PadToMultiple(keras.layers.Layer):
+    """Reflect-pads height and width up to the next multiple of ``multiple``.
+
+    Lets a network with total stride ``multiple`` take any image size; pair it
+    with :class:`CropToReference` to return exactly the input size.
+    """
+
+    def __init__(self, multiple, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, inputs):
+        if self.multiple <= 1:
+            return inputs
+        shape = tf.shape(inputs)
+        h, w = shape[1], shape[2]
+        pad_h = (-h) % self.multiple
+        pad_w = (-w) % self.multiple
+        rows = _mirror_indices(h, pad_h // 2, pad_h - pad_h // 2)
+        cols = _mirror_indices(w, pad_w // 2, pad_w - pad_w // 2)
+        return tf.gather(tf.gather(inputs, rows, axis=1), cols, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        up = lambda d: None if d is None else -(-d // self.multiple) * self.multiple  # noqa: E731
+        return (n, up(h), up(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class CropToReference(keras.layers.Layer):
+    """Centre-crops ``inputs[0]`` to the height and width of ``inputs[1]``.
+
+    Undoes :class:`PadToMultiple` (which pads the extra pixel at the bottom/right).
+    """
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape, ref = tf.shape(x), tf.shape(reference)
+        top = (shape[1] - ref[1]) // 2
+        left = (shape[2] - ref[2]) // 2
+        return x[:, top : top + ref[1], left : left + ref[2], :]
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, ref_shape = input_shapes
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+
+def kernel_initializer(init="normal", gain=0.02, seed=None):
+    """Weight init as in the reference: N(0, gain), or xavier/kaiming/orthogonal."""
+    if init == "normal":
+        return keras.initializers.RandomNormal(0.0, gain, seed=seed)
+    if init == "xavier":
+        return keras.initializers.VarianceScaling(gain**2, "fan_avg", "untruncated_normal", seed=seed)
+    if init == "kaiming":
+        return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal", seed=seed)
+    if init == "orthogonal":
+        return keras.initializers.Orthogonal(gain, seed=seed)
+    raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+
+
+def normalization(norm, affine=False, name=None):
+    """The normalisation layer for ``norm`` ('instance', 'batch' or 'none' → None)."""
+    if norm == "instance":
+        return InstanceNormalization(affine=affine, name=name)
+    if norm == "batch":
+        return keras.layers.BatchNormalization(
+            momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), name=name
+        )
+    if norm == "none":
+        return None
+    raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")

@@ -1,0 +1,227 @@
+"""``CycleGAN``: two generators, two discriminators and the paper's training step."""
+
+import keras
+import tensorflow as tf
+
+from tf_cyclegan import losses
+from tf_cyclegan.pool import HistoryPool
+
+TRAIN_METRICS = (
+    "gan_ab", "gan_ba", "cycle_a", "cycle_b", "identity_a", "identity_b",
+    "generator_total", "disc_a", "disc_b",
+)
+TEST_METRICS = ("cycle_l1_a", "cycle_l1_b", "identity_l1_a", "identity_l1_b")
+
+
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class CycleGAN(keras.Model):
+    """CycleGAN (Zhu et al. 2017) as a Keras model with its own ``train_step``.
+
+    ``generator_ab`` maps domain A to B, ``generator_ba`` B to A; ``discriminator_a``
+    judges A images, ``discriminator_b`` B images. Calling the model translates A→B.
+    ``image_shape`` (H, W, C) of the training crops sizes the history pools; it is
+    only needed when ``pool_size > 0`` and the generators take dynamic sizes.
+    """
+
+    def __init__(
+        self,
+        generator_ab,
+        generator_ba,
+        discriminator_a,
+        discriminator_b,
+        lambda_cycle=10.0,
+        lambda_identity=0.5,
+        gan_loss="lsgan",
+        lambda_gp=10.0,
+        pool_size=50,
+        image_shape=None,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if gan_loss not in losses.GAN_LOSSES:
+            raise ValueError(f"unknown gan_loss {gan_loss!r}; choose one of {', '.join(losses.GAN_LOSSES)}")
+        self.generator_ab = generator_ab
+        self.generator_ba = generator_ba
+        self.discriminator_a = discriminator_a
+        self.discriminator_b = discriminator_b
+        self.lambda_cycle = float(lambda_cycle)
+        self.lambda_identity = float(lambda_identity)
+        self.gan_loss = gan_loss
+        self.lambda_gp = float(lambda_gp)
+        self.pool_size = int(pool_size)
+        self.seed = int(seed)
+        channels_a = generator_ab.input_shape[-1]
+        channels_b = generator_ab.output_shape[-1]
+        if self.lambda_identity > 0 and channels_a != channels_b:
+            raise ValueError(
+                f"identity loss needs equal channel counts in A and B (got {channels_a} and {channels_b}); "
+                "set lambda_identity=0"
+            )
+        if image_shape is None and self.pool_size > 0:
+            image_shape = generator_ab.input_shape[1:]
+            if None in image_shape:
+                raise ValueError("pool_size > 0 needs image_shape=(height, width, channels) of the training crops")
+        self.image_shape = None if image_shape is None else tuple(int(d) for d in image_shape)
+        if self.image_shape is not None:
+            height, width = self.image_shape[:2]
+            self.pool_a = HistoryPool(self.pool_size, (height, width, channels_a), seed=self.seed, name="pool_a")
+            self.pool_b = HistoryPool(self.pool_size, (height, width, channels_b), seed=self.seed + 1, name="pool_b")
+        else:
+            self.pool_a = HistoryPool(0, (1, 1, channels_a), name="pool_a")
+            self.pool_b = HistoryPool(0, (1, 1, channels_b), name="pool_b")
+        self.train_trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS}
+        if gan_loss == "wgangp":
+            for name in ("gradient_penalty_a", "gradient_penalty_b"):
+                self.train_trackers[name] = keras.metrics.Mean(name=name)
+        self.test_trackers = {name: keras.metrics.Mean(name=name) for name in TEST_METRICS}
+
+    def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
+        """Takes one optimizer for both generators and one for both discriminators.
+
+        Defaults are the paper's Adam(2e-4, beta_1=0.5). Under a ``mixed_float16``
+        policy each optimizer is wrapped in a ``LossScaleOptimizer``.
+        """
+        super().compile(**kwargs)
+        self.generator_optimizer = self._maybe_loss_scale(
+            generator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5), "generator_optimizer"
+        )
+        self.discriminator_optimizer = self._maybe_loss_scale(
+            discriminator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5), "discriminator_optimizer"
+        )
+        # Creating the optimizer slots now, not inside the first traced step, saves a full retrace.
+        self.generator_optimizer.build(self.generator_variables)
+        self.discriminator_optimizer.build(self.discriminator_variables)
+
+    def _maybe_loss_scale(self, optimizer, name):
+        if keras.mixed_precision.dtype_policy().name == "mixed_float16" and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            return keras.optimizers.LossScaleOptimizer(optimizer, name=name)
+        return optimizer
+
+    @property
+    def metrics(self):
+        return list(self.train_trackers.values()) + list(self.test_trackers.values())
+
+    @property
+    def generator_variables(self):
+        return self.generator_ab.trainable_variables + self.generator_ba.trainable_variables
+
+    @property
+    def discriminator_variables(self):
+        return self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables
+
+    def call(self, inputs, training=False):
+        return self.generator_ab(inputs, training=training)
+
+    def build(self, input_shape=None):
+        for network in (self.generator_ab, self.generator_ba, self.discriminator_a, self.discriminator_b):
+            if not network.built:
+                network.build(network.input_shape)
+        self.built = True
+
+    @staticmethod
+    def _unpack(data):
+        if isinstance(data, dict):
+            return data["a"], data["b"]
+        return data[0], data[1]
+
+    def train_step(self, data):
+        """One generator update then one discriminator update, as the reference.
+
+        Losses are per-replica means divided once by the replica count, because
+        the optimizers sum gradients across replicas.
+        """
+        real_a, real_b = self._unpack(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        kind = self.gan_loss
+        with tf.GradientTape() as tape:
+            fake_b = self.generator_ab(real_a, training=True)
+            cycled_a = self.generator_ba(fake_b, training=True)
+            fake_a = self.generator_ba(real_b, training=True)
+            cycled_b = self.generator_ab(fake_a, training=True)
+            gan_ab = losses.generator_loss(kind, self.discriminator_b(fake_b, training=True))
+            gan_ba = losses.generator_loss(kind, self.discriminator_a(fake_a, training=True))
+            cycle_a = self.lambda_cycle * losses.l1(real_a, cycled_a)
+            cycle_b = self.lambda_cycle * losses.l1(real_b, cycled_b)
+            if self.lambda_identity > 0:
+                same_a = self.generator_ba(real_a, training=True)
+                same_b = self.generator_ab(real_b, training=True)
+                identity_weight = self.lambda_cycle * self.lambda_identity
+                identity_a = identity_weight * losses.l1(real_a, same_a)
+                identity_b = identity_weight * losses.l1(real_b, same_b)
+            else:
+                identity_a = identity_b = tf.constant(0.0)
+            generator_total = gan_ab + gan_ba + cycle_a + cycle_b + identity_a + identity_b
+            scaled = self.generator_optimizer.scale_loss(generator_total / replicas)
+        generator_variables = self.generator_variables
+        grads = tape.gradient(scaled, generator_variables)
+        self.generator_optimizer.apply_gradients(zip(grads, generator_variables))
+
+        pooled_fake_a = self.pool_a(fake_a)
+        pooled_fake_b = self.pool_b(fake_b)
+        step = tf.cast(self.discriminator_optimizer.iterations, tf.int64)
+        with tf.GradientTape() as tape:
+            disc_a = losses.discriminator_loss(
+                kind, self.discriminator_a(real_a, training=True), self.discriminator_a(pooled_fake_a, training=True)
+            )
+            disc_b = losses.discriminator_loss(
+                kind, self.discriminator_b(real_b, training=True), self.discriminator_b(pooled_fake_b, training=True)
+            )
+            disc_total = disc_a + disc_b
+            if kind == "wgangp":
+                penalty_a = losses.gradient_penalty(self.discriminator_a, real_a, pooled_fake_a, tf.stack([self.seed, step * 2]))
+                penalty_b = losses.gradient_penalty(self.discriminator_b, real_b, pooled_fake_b, tf.stack([self.seed, step * 2 + 1]))
+                disc_total += self.lambda_gp * (penalty_a + penalty_b)
+            scaled = self.discriminator_optimizer.scale_loss(disc_total / replicas)
+        discriminator_variables = self.discriminator_variables
+        grads = tape.gradient(scaled, discriminator_variables)
+        self.discriminator_optimizer.apply_gradients(zip(grads, discriminator_variables))
+
+        values = dict(
+            gan_ab=gan_ab, gan_ba=gan_ba, cycle_a=cycle_a, cycle_b=cycle_b, identity_a=identity_a,
+            identity_b=identity_b, generator_total=generator_total, disc_a=disc_a, disc_b=disc_b,
+        )
+        if kind == "wgangp":
+            values.update(gradient_penalty_a=penalty_a, gradient_penalty_b=penalty_b)
+        for name, value in values.items():
+            self.train_trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.train_trackers.items()}
+
+    def test_step(self, data):
+        """Unweighted cycle and identity L1 on held-out pairs of unpaired batches."""
+        real_a, real_b = self._unpack(data)
+        fake_b = self.generator_ab(real_a, training=False)
+        fake_a = self.generator_ba(real_b, training=False)
+        values = dict(
+            cycle_l1_a=losses.l1(real_a, self.generator_ba(fake_b, training=False)),
+            cycle_l1_b=losses.l1(real_b, self.generator_ab(fake_a, training=False)),
+        )
+        if self.generator_ab.input_shape[-1] == self.generator_ab.output_shape[-1]:
+            values["identity_l1_a"] = losses.l1(real_a, self.generator_ba(real_a, training=False))
+            values["identity_l1_b"] = losses.l1(real_b, self.generator_ab(real_b, training=False))
+        for name, value in values.items():
+            self.test_trackers[name].update_state(value)
+        return {name: self.test_trackers[name].result() for name in values}
+
+    def get_config(self):
+        config = {
+            "lambda_cycle": self.lambda_cycle,
+            "lambda_identity": self.lambda_identity,
+            "gan_loss": self.gan_loss,
+            "lambda_gp": self.lambda_gp,
+            "pool_size": self.pool_size,
+            "image_shape": self.image_shape,
+            "seed": self.seed,
+        }
+        for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"):
+            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"):
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
