@@ -1,0 +1,261 @@
+"""One typed configuration that flows CLI → data → model → trainer.
+
+Sections are dataclasses; a run's resolved config is written to ``config.yaml`` in
+its run directory and read back by later commands, so nobody retypes flags.
+"""
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import yaml
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message names the setting and what is allowed."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the two domains come from and how images are prepared."""
+
+    dataset: str = "emoji"  # 'emoji' (bundled), a TFDS name like cycle_gan/horse2zebra, or a folder with trainA/trainB
+    domain_a: str = ""  # two folders of your own images (override dataset)
+    domain_b: str = ""
+    test_a: str = ""
+    test_b: str = ""
+    data_dir: str = ""  # TFDS data directory ('' = TFDS default)
+    image_size: int = 256  # crop size fed to the networks
+    load_size: int = 286  # resize before the random crop
+    preprocess: str = "resize_and_crop"
+    flip: bool = True
+    channels_a: int = 3
+    channels_b: int = 3
+    background: str = "white"  # composite colour for transparent pixels: white, black, gray or R,G,B (0-255)
+    max_dataset_size: int = 0  # 0 = all images
+    cache: bool = False  # keep resized images in memory (resize_and_crop only)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The four networks (names and defaults as in the paper)."""
+
+    generator: str = "resnet"  # resnet (with n_blocks), unet_128, unet_256
+    n_blocks: int = 9
+    discriminator: str = "patchgan"  # patchgan, n_layers, pixel
+    n_layers_d: int = 3
+    ngf: int = 64
+    ndf: int = 64
+    norm: str = "instance"
+    affine: bool = False
+    use_dropout: bool = False
+    upsample: str = "transpose"
+    init: str = "normal"
+    init_gain: float = 0.02
+
+
+@dataclasses.dataclass
+class LossConfig:
+    gan_loss: str = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    lambda_gp: float = 10.0
+    pool_size: int = 50
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Length of training, logging cadence and execution."""
+
+    epochs: int = 100  # epochs at the initial learning rate
+    decay_epochs: int = 100  # epochs of linear decay to zero
+    steps: int = 0  # total steps; overrides epochs/decay_epochs (split half and half) when > 0
+    batch_size: int = 1  # global batch, split across replicas
+    seed: int = 0
+    deterministic: bool = False  # TF op determinism (slower, bit-reproducible)
+    save_every_steps: int = 1000
+    sample_every_steps: int = 500
+    log_every_steps: int = 100
+    keep_checkpoints: int = 3
+    num_samples: int = 4  # test images shown in sample grids
+    strategy: str = "auto"  # auto, default, mirrored, multi_worker
+    cpu_replicas: int = 0  # split the CPU into N logical devices (testing mirrored on CPU)
+    precision: str = "float32"  # float32, mixed_bfloat16, mixed_float16
+    jit_compile: bool = False
+
+
+@dataclasses.dataclass
+class Config:
+    name: str = ""
+    run_dir: str = ""  # default runs/<name>
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+SECTIONS = ("data", "model", "loss", "optimizer", "train")
+
+CHOICES = {
+    "data.preprocess": ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"),
+    "model.generator": ("resnet", "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"),
+    "model.discriminator": ("patchgan", "n_layers", "pixel"),
+    "model.norm": ("instance", "batch", "none"),
+    "model.upsample": ("transpose", "resize"),
+    "model.init": ("normal", "xavier", "kaiming", "orthogonal"),
+    "loss.gan_loss": ("lsgan", "vanilla", "hinge", "wgangp"),
+    "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
+    "train.precision": ("float32", "mixed_bfloat16", "mixed_float16"),
+}
+POSITIVE = (
+    "data.image_size", "data.load_size", "data.channels_a", "data.channels_b", "model.n_blocks", "model.n_layers_d",
+    "model.ngf", "model.ndf", "train.batch_size", "train.save_every_steps", "train.sample_every_steps",
+    "train.log_every_steps", "train.keep_checkpoints", "optimizer.lr",
+)
+NON_NEGATIVE = (
+    "data.max_dataset_size", "loss.lambda_cycle", "loss.lambda_identity", "loss.lambda_gp", "loss.pool_size",
+    "train.epochs", "train.decay_epochs", "train.steps", "train.num_samples", "train.cpu_replicas", "model.init_gain",
+)
+
+
+def field_types(section_cls):
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def flat_fields():
+    """Maps each unique field name (used as a CLI flag) to its dotted path and type."""
+    fields = {"name": ("name", str), "run_dir": ("run_dir", str)}
+    for section in SECTIONS:
+        cls = type(getattr(Config(), section))
+        for name, kind in field_types(cls).items():
+            fields[name] = (f"{section}.{name}", kind)
+    return fields
+
+
+def parse_value(key, kind, text):
+    """Converts ``text`` (from a flag or YAML) to ``kind``, naming ``key`` when it cannot."""
+    if isinstance(text, kind) and not (kind is int and isinstance(text, bool)):
+        return text
+    if kind is bool:
+        lowered = str(text).strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--{key.split('.')[-1]}: expected true or false, got {text!r}")
+    try:
+        if kind is int:
+            as_float = float(text)
+            if not as_float.is_integer():
+                raise ValueError
+            return int(as_float)
+        return kind(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{key.split('.')[-1]}: expected {kind.__name__}, got {text!r}") from None
+
+
+def set_value(config, dotted, text):
+    """Sets ``section.field`` (or a top-level field) from text, with type checking."""
+    parts = dotted.split(".")
+    if len(parts) == 1 and parts[0] in ("name", "run_dir"):
+        setattr(config, parts[0], str(text))
+        return
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        raise ConfigError(f"unknown setting {dotted!r}; use section.field with section one of {', '.join(SECTIONS)}")
+    section = getattr(config, parts[0])
+    types = field_types(type(section))
+    if parts[1] not in types:
+        raise ConfigError(f"unknown setting {dotted!r}; {parts[0]} has {', '.join(types)}")
+    setattr(section, parts[1], parse_value(dotted, types[parts[1]], text))
+
+
+def update_from_dict(config, values, origin):
+    for key, value in (values or {}).items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{origin}: {key} must be a mapping")
+            for field, item in value.items():
+                set_value(config, f"{key}.{field}", item)
+        else:
+            set_value(config, key, value)
+    return config
+
+
+def load_yaml(path, config=None):
+    """Reads a preset or a run's config.yaml on top of ``config`` (defaults if None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config: no such file {str(path)!r}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--config: {path} is not valid YAML ({error.__class__.__name__})") from None
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"--config: {path} must hold a mapping of settings")
+    return update_from_dict(config or Config(), values, str(path))
+
+
+def to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def save_yaml(config, path):
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def preset_path(name):
+    """The bundled preset for ``name`` (e.g. 'horse2zebra'), or None."""
+    path = PRESET_DIR / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def preset_for_dataset(dataset):
+    """The preset a dataset name implies: 'cycle_gan/monet2photo' → monet2photo.yaml."""
+    stem = Path(dataset.rstrip("/")).name if dataset else ""
+    return preset_path(stem) if stem else None
+
+
+def validate(config):
+    """Raises ConfigError naming the first bad setting."""
+    for dotted, choices in CHOICES.items():
+        section, field = dotted.split(".")
+        value = getattr(getattr(config, section), field)
+        if value not in choices:
+            raise ConfigError(f"--{field}: {value!r} is not one of {', '.join(choices)}")
+    for dotted in POSITIVE + NON_NEGATIVE:
+        section, field = dotted.split(".")
+        value = getattr(getattr(config, section), field)
+        if value < 0 or (dotted in POSITIVE and value == 0):
+            bound = "> 0" if dotted in POSITIVE else ">= 0"
+            raise ConfigError(f"--{field}: must be {bound}, got {value}")
+    data = config.data
+    if data.preprocess in ("resize_and_crop", "scale_width_and_crop") and data.load_size < data.image_size:
+        raise ConfigError(f"--load_size: must be >= --image_size ({data.image_size}) for {data.preprocess}")
+    variable = data.preprocess in ("scale_width", "none")
+    if variable and (config.train.batch_size > 1 or config.loss.pool_size > 0):
+        raise ConfigError(
+            f"--preprocess={data.preprocess} gives images of varying size: it needs --batch_size=1 and --pool_size=0"
+        )
+    if config.loss.lambda_identity > 0 and data.channels_a != data.channels_b:
+        raise ConfigError("--lambda_identity: identity loss needs channels_a == channels_b; set it to 0")
+    if config.train.steps == 0 and config.train.epochs + config.train.decay_epochs == 0:
+        raise ConfigError("--epochs: epochs + decay_epochs must be > 0 (or set --steps)")
+    if bool(data.domain_a) != bool(data.domain_b):
+        raise ConfigError("--domain_a/--domain_b: give both folders or neither")
+    return config
+
+
+def generator_kind(model):
+    """The builder name for ``model.generator`` (resnet + n_blocks → resnet_9blocks)."""
+    return f"resnet_{model.n_blocks}blocks" if model.generator == "resnet" else model.generator

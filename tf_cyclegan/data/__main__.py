@@ -1,0 +1,40 @@
+"""``python -m tf_cyclegan.data check PATH``: the pre-flight report for a dataset.
+
+PATH is a folder with trainA/trainB (testA/testB), 'emoji', or a TFDS name.
+"""
+
+import argparse
+import sys
+
+from tf_cyclegan.config import DataConfig
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tf_cyclegan.data", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="count usable, unreadable and small images per domain")
+    check.add_argument("dataset", help="folder with trainA/trainB, 'emoji', or a TFDS name")
+    check.add_argument("--image_size", type=int, default=256, help="crop size to compare image sizes with")
+    check.add_argument("--channels", type=int, default=3, choices=(1, 3))
+    check.add_argument("--data_dir", default="", help="TFDS data directory")
+    args = parser.parse_args(argv)
+
+    from tf_cyclegan import data as data_lib
+
+    config = DataConfig(
+        dataset=args.dataset, image_size=args.image_size, channels_a=args.channels, channels_b=args.channels,
+        data_dir=args.data_dir,
+    )
+    try:
+        domains, reports = data_lib.check(data_lib.resolve(config), config)
+    except data_lib.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"data: {domains.description}")
+    for report in reports:
+        print("\n".join(report.lines(args.image_size)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

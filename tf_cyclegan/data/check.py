@@ -1,0 +1,95 @@
+"""Pre-flight check: which images of each domain can actually be used.
+
+Every file is decoded once, in parallel, with the same decoder as training; files
+that fail are named and dropped so training never stops on them mid-run.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+
+from tf_cyclegan.data.images import decode
+from tf_cyclegan.data.sources import DataError
+
+
+@dataclasses.dataclass
+class DomainReport:
+    split: str
+    origin: str
+    found: int
+    readable: int
+    unreadable: list  # (file, reason)
+    small: list  # files smaller than the crop size (upscaled)
+    skipped: list  # non-image files
+
+    def lines(self, image_size):
+        head = (
+            f"{self.split:<9} {self.readable:>6} images  {len(self.unreadable)} unreadable  "
+            f"{len(self.small)} smaller than {image_size}px  ({self.origin})"
+        )
+        out = [head]
+        out += [f"  warning: skipped unreadable {name}: {reason}" for name, reason in self.unreadable]
+        if self.small:
+            shown = ", ".join(self.small[:3]) + (" ..." if len(self.small) > 3 else "")
+            out.append(f"  warning: {len(self.small)} images smaller than {image_size}px will be upscaled: {shown}")
+        if self.skipped:
+            shown = ", ".join(self.skipped[:3]) + (" ..." if len(self.skipped) > 3 else "")
+            out.append(f"  note: ignored {len(self.skipped)} non-image files: {shown}")
+        return out
+
+
+def _decoded_sizes(domain, channels):
+    """{index: (height, width)} of the items that decode; failures are simply absent."""
+    table = tf.constant(domain.items)
+    read = (lambda x: x) if domain.in_memory else tf.io.read_file
+
+    def size(index):
+        image = decode(read(table[index]), channels)
+        return index, tf.shape(image)[:2]
+
+    dataset = (
+        tf.data.Dataset.range(len(domain.items))
+        .map(size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .ignore_errors()
+    )
+    return {int(i): (int(hw[0]), int(hw[1])) for i, hw in dataset.as_numpy_iterator()}
+
+
+def check_domain(domain, channels, image_size, required=True):
+    """Decodes every item; returns (the domain without unreadable items, its report)."""
+    if not domain.items:
+        if required:
+            raise DataError(f"{domain.split}: no images found in {domain.origin}")
+        return domain, DomainReport(domain.split, domain.origin, 0, 0, [], [], domain.skipped)
+    sizes = _decoded_sizes(domain, channels)
+    unreadable = []
+    for i, label in enumerate(domain.labels):
+        if i not in sizes:
+            item = domain.items[i]
+            empty = (len(item) == 0) if domain.in_memory else (os.path.getsize(item) == 0)
+            unreadable.append((label, "empty file" if empty else "cannot be decoded as an image"))
+    small = [domain.labels[i] for i, (h, w) in sorted(sizes.items()) if min(h, w) < image_size]
+    report = DomainReport(domain.split, domain.origin, len(domain), len(sizes), unreadable, small, domain.skipped)
+    if not sizes and required:
+        raise DataError(f"{domain.split}: none of the {len(domain)} files in {domain.origin} is a readable image")
+    return domain.subset(sizes.keys()), report
+
+
+def check(domains, data):
+    """Checks all splits of ``domains`` for a DataConfig; returns (clean domains, reports)."""
+    reports = []
+    channels = {"A": data.channels_a, "B": data.channels_b}
+    clean = {}
+    for name, domain in domains.splits().items():
+        kept, report = check_domain(domain, channels[name[-1]], data.image_size, required=name.startswith("train"))
+        clean[name] = kept
+        reports.append(report)
+    result = dataclasses.replace(
+        domains,
+        train_a=clean["trainA"],
+        train_b=clean["trainB"],
+        test_a=clean.get("testA") or None,
+        test_b=clean.get("testB") or None,
+    )
+    return result, reports
