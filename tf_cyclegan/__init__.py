@@ -1,12 +1,25 @@
-"""tf_cyclegan: CycleGAN (Zhu et al., ICCV 2017) for TensorFlow 2 / Keras 3."""
+"""tf_cyclegan: CycleGAN (Zhu et al., ICCV 2017) for TensorFlow 2 / Keras 3.
 
+The public names are imported lazily, so command-line tools can parse flags and
+report mistakes without paying for a TensorFlow import first.
+"""
+
+import importlib
 import os
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not for users; set before TF loads.
+# TensorFlow's C++ start-up chatter (CPU features etc.) is not for users; set before TF loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tf_cyclegan.model import CycleGAN  # noqa: E402
-from tf_cyclegan.networks import build_discriminator, build_generator  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = ["CycleGAN", "build_generator", "build_discriminator", "__version__"]
+_PUBLIC = {
+    "CycleGAN": "tf_cyclegan.model",
+    "build_generator": "tf_cyclegan.networks",
+    "build_discriminator": "tf_cyclegan.networks",
+}
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'tf_cyclegan' has no attribute {name!r}")

@@ -75,6 +75,7 @@ class CycleGAN(keras.Model):
             for name in ("gradient_penalty_a", "gradient_penalty_b"):
                 self.train_trackers[name] = keras.metrics.Mean(name=name)
         self.test_trackers = {name: keras.metrics.Mean(name=name) for name in TEST_METRICS}
+        self.built = True  # the four networks are built functional models
 
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
         """Takes one optimizer for both generators and one for both discriminators.
@@ -82,16 +83,24 @@ class CycleGAN(keras.Model):
         Defaults are the paper's Adam(2e-4, beta_1=0.5). Under a ``mixed_float16``
         policy each optimizer is wrapped in a ``LossScaleOptimizer``.
         """
-        super().compile(**kwargs)
         self.generator_optimizer = self._maybe_loss_scale(
             generator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5), "generator_optimizer"
         )
         self.discriminator_optimizer = self._maybe_loss_scale(
             discriminator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5), "discriminator_optimizer"
         )
+        # Keras's own ``optimizer`` (whose iterations fit() and callbacks count) is the generators' one.
+        super().compile(optimizer=self.generator_optimizer, **kwargs)
         # Creating the optimizer slots now, not inside the first traced step, saves a full retrace.
         self.generator_optimizer.build(self.generator_variables)
         self.discriminator_optimizer.build(self.discriminator_variables)
+
+    def get_compile_config(self):
+        return {}
+
+    def compile_from_config(self, config):
+        """A reloaded model is compiled with the paper's optimizers (re-``compile`` to change them)."""
+        self.compile()
 
     def _maybe_loss_scale(self, optimizer, name):
         if keras.mixed_precision.dtype_policy().name == "mixed_float16" and not isinstance(

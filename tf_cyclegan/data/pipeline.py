@@ -104,7 +104,11 @@ class UnpairedPipeline:
         channels = self.data.channels_a if split == "A" else self.data.channels_b
         count = len(domain) if limit is None else min(limit, len(domain))
         subset = domain.subset(range(count))
-        dataset = self.test_dataset(subset, channels).batch(max(count, 1))
+        dataset = self.test_dataset(subset, channels)
+        if self.data.preprocess in ("scale_width", "none"):  # varying sizes: square them to batch
+            size = [self.data.image_size] * 2
+            dataset = dataset.map(lambda image: tf.clip_by_value(tf.image.resize(image, size), -1.0, 1.0))
+        dataset = dataset.batch(max(count, 1))
         return next(iter(dataset)), subset.labels
 
     def test_dataset(self, domain, channels):

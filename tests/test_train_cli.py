@@ -1,0 +1,170 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_cyclegan import config as config_lib
+
+TINY = [
+    "--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4", "--n_blocks=1", "--pool_size=4",
+    "--log_every_steps=2", "--sample_every_steps=3", "--save_every_steps=2", "--num_samples=2",
+]
+
+
+def run_cli(args, cwd, timeout=300, **kwargs):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "tf_cyclegan.train", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout, **kwargs,
+    )
+
+
+def read_events(logdir):
+    tags = {}
+    for path in Path(logdir).rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def final_weights(run_dir):
+    checkpoint = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+    reader = tf.train.load_checkpoint(checkpoint)
+    names = sorted(n for n, _ in tf.train.list_variables(checkpoint) if n.startswith("model/generator_ab/")
+                   or n.startswith("model/discriminator_b/") or n.startswith("model/pool_a/"))
+    return checkpoint, {n: reader.get_tensor(n) for n in names}
+
+
+def test_cli_trains_and_writes_a_complete_run_directory(tmp_path):
+    result = run_cli(["--steps=4", "--run_dir=runs/tiny", *TINY], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "runs" / "tiny"
+    config = config_lib.load_yaml(run / "config.yaml")
+    assert config.data.dataset == "emoji" and config.data.image_size == 32 and config.model.n_blocks == 1
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-4")
+    samples = sorted(p.name for p in (run / "samples").iterdir())
+    assert "step_0000003_a2b.png" in samples and "step_0000004_b2a.png" in samples
+    tags = read_events(run / "logs")
+    for tag in ("loss/generator_total", "loss/cycle_a", "loss/disc_b", "loss/identity_a", "learning_rate",
+                "images_per_second", "samples/real_a|fake_b|cycled_a", "samples/real_b|fake_a|cycled_b"):
+        assert tag in tags, (tag, sorted(tags))
+    assert tags["loss/generator_total"] == [2, 4]
+    assert "Done: step 4/4" in result.stdout and str(Path("runs") / "tiny") in result.stdout
+    assert "trainA" in result.stdout  # pre-flight report
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
+    common = ["--steps=120", "--deterministic=true", "--seed=5", "--save_every_steps=10", "--sample_every_steps=1000",
+              *TINY[:6]]
+    straight = run_cli([*common, "--run_dir=straight"], cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "tf_cyclegan.train", *common, "--run_dir=resumed"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "resumed" / "checkpoints"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        latest = tf.train.latest_checkpoint(str(checkpoints)) if checkpoints.exists() else None
+        if latest and int(latest.rsplit("-", 1)[1]) >= 30:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = int(tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1])
+    assert 30 <= killed_at < 120
+
+    resumed = run_cli(common + ["--run_dir=resumed"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from" in resumed.stdout and f"at step {killed_at}/120" in resumed.stdout
+    path_a, weights_a = final_weights(tmp_path / "straight")
+    path_b, weights_b = final_weights(tmp_path / "resumed")
+    assert path_a.endswith("ckpt-120") and path_b.endswith("ckpt-120")
+    assert weights_a.keys() == weights_b.keys() and any("pool_a" in n for n in weights_a)
+    for name in weights_a:
+        np.testing.assert_allclose(weights_b[name], weights_a[name], atol=1e-5, err_msg=name)
+    reader = tf.train.load_checkpoint(path_b)
+    assert reader.get_tensor("generator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 120
+
+
+def test_sigint_saves_a_checkpoint_before_exiting(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "tf_cyclegan.train", "--steps=100000", "--save_every_steps=100000",
+               "--run_dir=run", *TINY[:6], "--sample_every_steps=1"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (tmp_path / "run" / "samples" / "step_0000002_b2a.png").exists():
+        time.sleep(0.05)  # wait until training is two steps in
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    last = stderr.strip().splitlines()[-1]
+    assert "interrupted at step" in last and "Traceback" not in stderr
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert latest is not None and int(latest.rsplit("-", 1)[1]) > 0
+
+
+@pytest.mark.parametrize("flag,needle", [
+    ("--gan_loss=foo", "--gan_loss: 'foo' is not one of lsgan, vanilla, hinge, wgangp"),
+    ("--image_size=-3", "--image_size: must be > 0, got -3"),
+    ("--batch_size=two", "--batch_size: expected int, got 'two'"),
+    ("--no_such_flag=1", "unrecognized arguments: --no_such_flag=1"),
+    ("--set=model.depth=3", "unknown setting 'model.depth'"),
+    ("--dataset=/no/such/folder", "--dataset: '/no/such/folder' is not a folder"),
+])
+def test_bad_flags_are_one_line_errors(tmp_path, flag, needle):
+    result = run_cli([flag, "--steps=1"], cwd=tmp_path, timeout=120)
+    assert result.returncode in (1, 2) and (result.returncode == 2 or "dataset" in flag)
+    lines = [l for l in result.stderr.splitlines() if "tf_cyclegan.train: error:" in l]
+    assert len(lines) == 1 and needle in lines[0], result.stderr[-1500:]
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_documented_flags(tmp_path):
+    result = run_cli(["--help"], cwd=tmp_path, timeout=60)
+    assert result.returncode == 0
+    for flag in ("--dataset", "--config", "--run_dir", "--set", "--steps", "--epochs", "--decay_epochs",
+                 "--image_size", "--load_size", "--batch_size", "--seed", "--deterministic", "--save_every_steps",
+                 "--sample_every_steps", "--log_every_steps", "--strategy", "--precision", "--gan_loss",
+                 "--lambda_cycle", "--lambda_identity", "--pool_size", "--lr", "--beta1", "--ngf", "--ndf"):
+        assert flag in result.stdout, flag
+    assert "default: 'lsgan'" in result.stdout
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in config_lib.PRESET_DIR.glob("*.yaml")))
+def test_presets_round_trip_and_validate(tmp_path, preset):
+    config = config_lib.validate(config_lib.load_yaml(config_lib.preset_path(preset)))
+    config_lib.save_yaml(config, tmp_path / "c.yaml")
+    assert config_lib.load_yaml(tmp_path / "c.yaml") == config
+
+
+def test_presets_reproduce_the_paper():
+    monet = config_lib.load_yaml(config_lib.preset_path("monet2photo"))
+    horse = config_lib.load_yaml(config_lib.preset_path("horse2zebra"))
+    city = config_lib.load_yaml(config_lib.preset_path("cityscapes"))
+    assert monet.loss.lambda_identity == 0.5 and horse.loss.lambda_identity == 0.0
+    for preset in (monet, horse):
+        assert (preset.data.image_size, preset.data.load_size, preset.model.n_blocks) == (256, 286, 9)
+        assert (preset.loss.gan_loss, preset.loss.lambda_cycle, preset.loss.pool_size) == ("lsgan", 10.0, 50)
+        assert (preset.optimizer.lr, preset.optimizer.beta1, preset.train.batch_size) == (2e-4, 0.5, 1)
+        assert (preset.train.epochs, preset.train.decay_epochs) == (100, 100)
+    assert (city.data.image_size, city.model.n_blocks) == (128, 6)
+
+
+def test_dataset_name_picks_its_preset_and_flags_override_it():
+    from tf_cyclegan.train import parse_config
+
+    config = parse_config(["--dataset=cycle_gan/monet2photo", "--set=model.n_blocks=6", "--lr=0.001"])
+    assert config.loss.lambda_identity == 0.5 and config.model.n_blocks == 6 and config.optimizer.lr == 0.001
+    assert config.name == "monet2photo" and config.run_dir == str(Path("runs") / "monet2photo")
+    quickstart = parse_config([])
+    assert quickstart.data.dataset == "emoji" and quickstart.data.image_size == 64

@@ -1,0 +1,54 @@
+"""Choosing the ``tf.distribute`` strategy and whether this process is the chief."""
+
+import json
+import os
+
+import tensorflow as tf
+
+
+class StrategyError(RuntimeError):
+    pass
+
+
+def split_cpu(replicas):
+    """Splits the CPU into ``replicas`` logical devices (before TF initialises devices)."""
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * replicas)
+    except RuntimeError:
+        raise StrategyError("--cpu_replicas must be applied before TensorFlow initialises its devices") from None
+
+
+def make_strategy(name, cpu_replicas=0):
+    """``auto`` → MirroredStrategy with >1 GPU (or CPU replicas), else the default strategy."""
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise StrategyError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task)")
+        if cpu_replicas:
+            split_cpu(cpu_replicas)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if cpu_replicas:
+        split_cpu(cpu_replicas)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and (len(gpus) > 1 or cpu_replicas > 1)):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """True for the process that writes checkpoints, logs and samples."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in json.loads(
+        os.environ.get("TF_CONFIG", "{}")).get("cluster", {}))
+
+
+def worker_dir(path, strategy):
+    """Where this worker saves: ``path`` on the chief, a private temp dir elsewhere (MWMS needs all to save)."""
+    if is_chief(strategy):
+        return path
+    resolver = strategy.cluster_resolver
+    return os.path.join(path, f".worker_{resolver.task_type}_{resolver.task_id}")

@@ -1,0 +1,80 @@
+"""``python -m tf_cyclegan.train``: train (or resume) a CycleGAN.
+
+With no flags it trains the quickstart on the bundled emoji sample, offline.
+Settings come from (later wins): defaults, the preset for the dataset (or
+--config), the run directory's config.yaml when resuming, flags, then --set.
+"""
+
+import sys
+from pathlib import Path
+
+from tf_cyclegan import cli
+from tf_cyclegan import config as config_lib
+
+PROG = "python -m tf_cyclegan.train"
+
+
+def parse_config(argv=None):
+    """Parses flags into a validated Config (raises ConfigError naming the flag)."""
+    parser = cli.OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="a YAML preset (default: configs/<dataset>.yaml when it exists)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override any field, e.g. --set=model.n_blocks=6 (repeatable)")
+    cli.add_config_flags(parser)
+    args = parser.parse_args(argv)
+    given = cli.given_fields(args)
+
+    config = config_lib.Config()
+    cli.apply_fields(config, {k: v for k, v in given.items() if k in ("dataset", "domain_a", "domain_b")})
+    preset = Path(args.config) if args.config else config_lib.preset_for_dataset(config.data.dataset)
+    if preset is not None:
+        config = config_lib.load_yaml(preset)
+    cli.apply_fields(config, given, args.set)
+    if not config.name:
+        config.name = cli.default_name(config)
+    if not config.run_dir:
+        config.run_dir = str(Path("runs") / config.name)
+    saved = Path(config.run_dir) / "config.yaml"
+    if saved.is_file():
+        # Resuming: the run's own config is the base; flags given now still apply on top.
+        config = config_lib.load_yaml(saved)
+        cli.apply_fields(config, {k: v for k, v in given.items()}, args.set)
+    return config_lib.validate(config)
+
+
+def print_summary(summary):
+    root = summary["run_dir"]
+    lines = [
+        f"Done: step {summary['final_step']}/{summary['total_steps']}"
+        + (f" in {summary['seconds'] / 60:.1f} min" if "seconds" in summary else ""),
+        f"  run directory : {root}",
+        f"  config        : {root}/config.yaml",
+        f"  checkpoint    : {summary.get('checkpoint')}",
+    ]
+    if "samples" in summary:
+        lines.append(f"  samples       : {summary['samples']}/  (real | translated | reconstructed)")
+        lines.append(f"  TensorBoard   : tensorboard --logdir {summary['logs']}")
+    lines.append(f"  continue      : {PROG} --run_dir={root} --steps=N")
+    print("\n".join(lines))
+
+
+def main(argv=None):
+    try:
+        config = parse_config(argv)
+    except config_lib.ConfigError as error:
+        cli.fail(PROG, str(error))
+    from tf_cyclegan import data as data_lib
+    from tf_cyclegan.trainer import Trainer, TrainingError
+
+    try:
+        summary = Trainer(config, progress=True).run()
+    except data_lib.DataError as error:
+        cli.fail(PROG, str(error), code=1)
+    except TrainingError as error:
+        cli.fail(PROG, str(error), code=130 if "interrupted" in str(error) else 1)
+    print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

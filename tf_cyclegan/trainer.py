@@ -1,0 +1,320 @@
+"""The training loop: one loop for every strategy, exact resume, TensorBoard, samples.
+
+``strategy.run(model.train_step, ...)`` is driven by our own loop (not ``fit``), so
+single-device, Mirrored and MultiWorkerMirrored training share one code path.
+"""
+
+import dataclasses
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tf_cyclegan import config as config_lib
+from tf_cyclegan import data as data_lib
+from tf_cyclegan import distribute
+from tf_cyclegan.data.images import to_unit_range
+from tf_cyclegan.model import CycleGAN
+from tf_cyclegan.networks import build_discriminator, build_generator
+from tf_cyclegan.schedule import LinearDecay
+
+
+class TrainingError(RuntimeError):
+    """Training stopped for a reason the user must act on (message is one line)."""
+
+
+class Interrupted(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self):
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoints(self):
+        return self.root / "checkpoints"
+
+    @property
+    def logs(self):
+        return self.root / "logs"
+
+    @property
+    def samples(self):
+        return self.root / "samples"
+
+
+def build_generators(config):
+    """The two generators a config describes (what translate and export restore)."""
+    model, data = config.model, config.data
+    kind = config_lib.generator_kind(model)
+    common = dict(
+        ngf=model.ngf, norm=model.norm, affine=model.affine, use_dropout=model.use_dropout,
+        upsample=model.upsample, init=model.init, init_gain=model.init_gain,
+    )
+    return (
+        build_generator(kind, data.channels_a, data.channels_b, name="generator_ab", **common),
+        build_generator(kind, data.channels_b, data.channels_a, name="generator_ba", **common),
+    )
+
+
+def build_model(config):
+    """The uncompiled CycleGAN for a config."""
+    model, data, loss = config.model, config.data, config.loss
+    generator_ab, generator_ba = build_generators(config)
+    common = dict(
+        ndf=model.ndf, n_layers=model.n_layers_d, norm=model.norm, affine=model.affine, init=model.init,
+        init_gain=model.init_gain,
+    )
+    fixed = data.preprocess not in ("scale_width", "none")
+    return CycleGAN(
+        generator_ab,
+        generator_ba,
+        build_discriminator(model.discriminator, data.channels_a, name="discriminator_a", **common),
+        build_discriminator(model.discriminator, data.channels_b, name="discriminator_b", **common),
+        lambda_cycle=loss.lambda_cycle,
+        lambda_identity=loss.lambda_identity,
+        gan_loss=loss.gan_loss,
+        lambda_gp=loss.lambda_gp,
+        pool_size=loss.pool_size if fixed else 0,
+        image_shape=(data.image_size, data.image_size, data.channels_a) if fixed else None,
+        seed=config.train.seed,
+    )
+
+
+def schedule_steps(train, steps_per_epoch):
+    """(total, constant, decay) optimizer steps for a TrainConfig."""
+    if train.steps:
+        total = train.steps
+        share = train.epochs / (train.epochs + train.decay_epochs) if train.epochs + train.decay_epochs else 0.5
+        constant = int(round(total * share))
+        return total, constant, total - constant
+    constant = train.epochs * steps_per_epoch
+    decay = train.decay_epochs * steps_per_epoch
+    return constant + decay, constant, decay
+
+
+def make_checkpoint(model):
+    return tf.train.Checkpoint(
+        model=model,
+        generator_optimizer=model.generator_optimizer,
+        discriminator_optimizer=model.discriminator_optimizer,
+    )
+
+
+def restore_generators(config, checkpoint_path):
+    """Rebuilds the generators from a run's config and restores only their weights."""
+    generator_ab, generator_ba = build_generators(config)
+    holder = tf.train.Checkpoint(model=tf.train.Checkpoint(generator_ab=generator_ab, generator_ba=generator_ba))
+    holder.restore(str(checkpoint_path)).expect_partial()
+    return generator_ab, generator_ba
+
+
+def sample_grid(real, fake, cycled):
+    """Rows of real | translated | reconstructed as one uint8 image."""
+    rows = [np.concatenate([r, f, c], axis=1) for r, f, c in zip(real, fake, cycled)]
+    grid = np.concatenate(rows, axis=0)
+    grid = np.round(to_unit_range(tf.constant(grid)).numpy() * 255).astype(np.uint8)
+    return np.repeat(grid, 3, axis=-1) if grid.shape[-1] == 1 else grid[..., :3]
+
+
+def format_duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Trainer:
+    """Runs (or resumes) the training a config describes, in ``config.run_dir``."""
+
+    def __init__(self, config, log=print, progress=True):
+        self.config = config
+        self.log = log
+        self.progress = progress
+        self.paths = RunPaths(Path(config.run_dir))
+
+    def _setup_runtime(self):
+        train = self.config.train
+        keras.utils.set_random_seed(train.seed)
+        if train.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        keras.mixed_precision.set_global_policy(train.precision)
+        try:
+            self.strategy = distribute.make_strategy(train.strategy, train.cpu_replicas)
+        except distribute.StrategyError as error:
+            raise TrainingError(str(error)) from None
+        self.chief = distribute.is_chief(self.strategy)
+
+    def _build(self, total, constant, decay):
+        optim = self.config.optimizer
+        with self.strategy.scope():
+            self.model = build_model(self.config)
+            make = lambda: keras.optimizers.Adam(  # noqa: E731
+                LinearDecay(optim.lr, constant, decay), beta_1=optim.beta1, beta_2=optim.beta2
+            )
+            self.model.compile(generator_optimizer=make(), discriminator_optimizer=make())
+            self.checkpoint = make_checkpoint(self.model)
+        directory = distribute.worker_dir(str(self.paths.checkpoints), self.strategy)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=self.config.train.keep_checkpoints, checkpoint_name="ckpt"
+        )
+
+    def _restore(self):
+        latest = tf.train.latest_checkpoint(str(self.paths.checkpoints))
+        if latest:
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as error:
+                raise TrainingError(
+                    f"cannot resume from {latest}: it does not match this config "
+                    f"({str(error).splitlines()[0][:120]}); use a new --run_dir"
+                ) from None
+        return latest
+
+    @property
+    def step(self):
+        return int(self.model.generator_optimizer.iterations.numpy())
+
+    def _make_step_function(self):
+        model, strategy = self.model, self.strategy
+
+        def step_fn(iterator):
+            strategy.run(model.train_step, args=(next(iterator),))
+
+        return tf.function(step_fn, jit_compile=self.config.train.jit_compile or None)
+
+    def _write_samples(self, step, writer, real_a, real_b):
+        model = self.model
+        fake_b = model.generator_ab(real_a, training=False)
+        cycled_a = model.generator_ba(fake_b, training=False)
+        fake_a = model.generator_ba(real_b, training=False)
+        cycled_b = model.generator_ab(fake_a, training=False)
+        self.paths.samples.mkdir(parents=True, exist_ok=True)
+        grids = {
+            "a2b": sample_grid(real_a.numpy(), fake_b.numpy(), cycled_a.numpy()),
+            "b2a": sample_grid(real_b.numpy(), fake_a.numpy(), cycled_b.numpy()),
+        }
+        for direction, grid in grids.items():
+            Image.fromarray(grid).save(self.paths.samples / f"step_{step:07d}_{direction}.png")
+        with writer.as_default(step=step):
+            tf.summary.image("samples/real_a|fake_b|cycled_a", grids["a2b"][None], max_outputs=1)
+            tf.summary.image("samples/real_b|fake_a|cycled_b", grids["b2a"][None], max_outputs=1)
+
+    def _save(self, step):
+        return self.manager.save(checkpoint_number=step)
+
+    def run(self):
+        """Trains to the configured number of steps; returns a summary dict."""
+        config, paths = self.config, self.paths
+        self._setup_runtime()
+        global_batch = config.train.batch_size
+        replicas = self.strategy.num_replicas_in_sync
+        if global_batch % replicas:
+            raise TrainingError(f"--batch_size={global_batch} must be divisible by the {replicas} replicas")
+        pipeline = data_lib.prepare(config.data, global_batch, config.train.seed, report=self.log)
+        total, constant, decay = schedule_steps(config.train, pipeline.steps_per_epoch)
+        self._build(total, constant, decay)
+        resumed_from = self._restore()
+        if self.chief:
+            paths.root.mkdir(parents=True, exist_ok=True)
+            config_lib.save_yaml(config, paths.config)
+        start = self.step
+        if resumed_from:
+            self.log(f"resuming from {resumed_from} at step {start}/{total}")
+        self.log(
+            f"training {total} steps ({pipeline.steps_per_epoch} steps/epoch, global batch {global_batch}, "
+            f"{replicas} replica(s), {config.train.precision}) in {paths.root}"
+        )
+        summary = {"run_dir": str(paths.root), "start_step": start, "total_steps": total}
+        if start >= total:
+            self.log(f"nothing to do: the run is already at step {start}/{total}")
+            return {**summary, "final_step": start, "checkpoint": resumed_from}
+
+        samples = (pipeline.test_images("A", config.train.num_samples)[0],
+                   pipeline.test_images("B", config.train.num_samples)[0]) if config.train.num_samples else None
+        writer = tf.summary.create_file_writer(str(paths.logs / "train")) if self.chief else tf.summary.create_noop_writer()
+        dataset = self.strategy.experimental_distribute_dataset(pipeline.train_dataset(start, total))
+        iterator = iter(dataset)
+        step_function = self._make_step_function()
+        names = list(self.model.train_trackers)
+        progbar = keras.utils.Progbar(total, stateful_metrics=["epoch", "img/s", *names], unit_name="step",
+                                      verbose=1 if self.progress else 0)
+        interactive = sys.stdout.isatty()  # a log file gets one progress line per log interval
+        last_checkpoint = resumed_from
+        window_start, window_steps, started = time.perf_counter(), 0, time.perf_counter()
+        images_per_sec = float("nan")
+
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM,)}
+
+        def on_term(signum, frame):
+            raise Interrupted()
+
+        signal.signal(signal.SIGTERM, on_term)
+        step = start
+        try:
+            while step < total:
+                step_function(iterator)
+                step += 1
+                window_steps += 1
+                values = {name: float(self.model.train_trackers[name].result()) for name in names}
+                bad = [name for name, value in values.items() if not math.isfinite(value)]
+                if bad:
+                    where = f"last good checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint was saved"
+                    raise TrainingError(
+                        f"loss {bad[0]} became {values[bad[0]]} at step {step}; stopped without saving ({where}). "
+                        "Try a lower --lr or --precision=float32"
+                    )
+                log_now = step % config.train.log_every_steps == 0 or step == total
+                if log_now:
+                    elapsed = time.perf_counter() - window_start
+                    images_per_sec = window_steps * global_batch / max(elapsed, 1e-9)
+                    with writer.as_default(step=step):
+                        for name, value in values.items():
+                            tf.summary.scalar(f"loss/{name}", value)
+                        tf.summary.scalar("learning_rate", float(self.model.generator_optimizer.learning_rate))
+                        tf.summary.scalar("images_per_second", images_per_sec)
+                    for tracker in self.model.train_trackers.values():
+                        tracker.reset_state()
+                    window_start, window_steps = time.perf_counter(), 0
+                if samples is not None and (step % config.train.sample_every_steps == 0 or step == total) and self.chief:
+                    self._write_samples(step, writer, *samples)
+                if step % config.train.save_every_steps == 0 or step == total:
+                    last_checkpoint = self._save(step)
+                epoch = step // pipeline.steps_per_epoch + (0 if step % pipeline.steps_per_epoch == 0 else 1)
+                shown = [("epoch", epoch), ("img/s", images_per_sec)]
+                shown += [(n, values[n]) for n in ("generator_total", "cycle_a", "cycle_b", "disc_a", "disc_b")]
+                if interactive or log_now:
+                    progbar.update(step, values=shown, finalize=step == total)
+        except (KeyboardInterrupt, Interrupted):
+            if step > start and step != self._last_saved_step():
+                last_checkpoint = self._save(step)
+            writer.flush()
+            raise TrainingError(
+                f"interrupted at step {step}/{total}; saved {last_checkpoint}. Rerun the same command to resume"
+            ) from None
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        writer.flush()
+        elapsed = time.perf_counter() - started
+        return {
+            **summary,
+            "final_step": step,
+            "checkpoint": last_checkpoint,
+            "samples": str(paths.samples),
+            "logs": str(paths.logs),
+            "seconds": elapsed,
+        }
+
+    def _last_saved_step(self):
+        latest = self.manager.latest_checkpoint
+        return int(latest.rsplit("-", 1)[1]) if latest else -1
