@@ -23,12 +23,15 @@ setup(
         "numpy>=1.26",
         "pillow>=10",
         "pyyaml>=6",
+        "ai-edge-litert>=1.2",
     ],
     extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3"]},
     entry_points={
         "console_scripts": [
             "tf-cyclegan-train=tf_cyclegan.train:main",
             "tf-cyclegan-data=tf_cyclegan.data.__main__:main",
+            "tf-cyclegan-translate=tf_cyclegan.translate:main",
+            "tf-cyclegan-export=tf_cyclegan.export:main",
         ]
     },
 )

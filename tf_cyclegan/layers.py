@@ -44,6 +44,9 @@ class InstanceNormalization(keras.layers.Layer):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
         self.affine = bool(affine)
+        # (mean, variance) to use instead of the input's own: set by tiled translation so
+        # every tile is normalised with the whole image's statistics. Not part of the config.
+        self.fixed_moments = None
 
     def build(self, input_shape):
         if self.affine:
@@ -55,7 +58,10 @@ class InstanceNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = tf.cast(inputs, tf.float32)
-        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        if self.fixed_moments is None:
+            mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        else:
+            mean, variance = self.fixed_moments
         x = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
         if self.affine:
             x = x * tf.cast(self.gamma, tf.float32) + tf.cast(self.beta, tf.float32)
@@ -80,34 +86,38 @@ def _mirror_indices(size, before, after):
 
 @keras.saving.register_keras_serializable(package="tf_cyclegan")
 class PadToMultiple(keras.layers.Layer):
-    """Reflect-pads height and width up to the next multiple of ``multiple``.
+    """Reflect-pads height and width up to the next multiple of ``multiple`` (and ≥ ``minimum``).
 
-    Lets a network with total stride ``multiple`` take any image size; pair it
-    with :class:`CropToReference` to return exactly the input size.
+    Lets a network with total stride ``multiple`` take any image size, tiny ones
+    included; pair it with :class:`CropToReference` to return exactly the input size.
     """
 
-    def __init__(self, multiple, **kwargs):
+    def __init__(self, multiple, minimum=0, **kwargs):
         super().__init__(**kwargs)
         self.multiple = int(multiple)
+        self.minimum = int(minimum)
+
+    def _target(self, size):
+        return tf.maximum(-(-size // self.multiple) * self.multiple, self.minimum)
 
     def call(self, inputs):
-        if self.multiple <= 1:
+        if self.multiple <= 1 and self.minimum <= 1:
             return inputs
         shape = tf.shape(inputs)
         h, w = shape[1], shape[2]
-        pad_h = (-h) % self.multiple
-        pad_w = (-w) % self.multiple
+        pad_h = self._target(h) - h
+        pad_w = self._target(w) - w
         rows = _mirror_indices(h, pad_h // 2, pad_h - pad_h // 2)
         cols = _mirror_indices(w, pad_w // 2, pad_w - pad_w // 2)
         return tf.gather(tf.gather(inputs, rows, axis=1), cols, axis=2)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
-        up = lambda d: None if d is None else -(-d // self.multiple) * self.multiple  # noqa: E731
+        up = lambda d: None if d is None else max(-(-d // self.multiple) * self.multiple, self.minimum)  # noqa: E731
         return (n, up(h), up(w), c)
 
     def get_config(self):
-        return {**super().get_config(), "multiple": self.multiple}
+        return {**super().get_config(), "multiple": self.multiple, "minimum": self.minimum}
 
 
 @keras.saving.register_keras_serializable(package="tf_cyclegan")

@@ -57,7 +57,8 @@ class _Blocks:
 
 
 def _resnet_generator(inputs, output_channels, ngf, n_blocks, blocks, use_dropout, upsample):
-    x = PadToMultiple(4, name="pad_to_stride")(inputs)
+    # At least 8 px, so the 1/4-resolution maps stay wider than the residual blocks' 1 px reflection.
+    x = PadToMultiple(4, minimum=8, name="pad_to_stride")(inputs)
     x = ReflectionPadding2D(3, name="c7s1_pad")(x)
     x = blocks.conv(ngf, 7, name="c7s1")(x)
     x = blocks.norm_layer(x, "c7s1_norm")

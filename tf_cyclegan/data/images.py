@@ -40,11 +40,10 @@ def _to_rgba(image):
     )
 
 
-def decode(contents, channels=3, background=(1.0, 1.0, 1.0)):
-    """Encoded PNG/JPEG/BMP/GIF/WebP bytes → float32 HxWxC image in [0, 1].
+def decode_rgba(contents):
+    """Encoded PNG/JPEG/BMP/GIF/WebP bytes → float32 HxWx4 RGBA in [0, 1].
 
-    16-bit PNGs keep their precision; alpha is composited over ``background``;
-    grayscale is expanded to RGB, or RGB reduced to gray when ``channels == 1``.
+    16-bit PNGs keep their precision; gray is expanded; opaque formats get alpha 1.
     GIFs give their first frame.
     """
     is_png = tf.equal(tf.strings.substr(contents, 0, 8), _PNG_SIGNATURE)
@@ -54,6 +53,12 @@ def decode(contents, channels=3, background=(1.0, 1.0, 1.0)):
         lambda: tf.cast(tf.io.decode_image(contents, channels=0, expand_animations=False), tf.float32) / 255.0,
     )
     rgba = _to_rgba(image)
+    rgba.set_shape([None, None, 4])
+    return rgba
+
+
+def composite(rgba, channels=3, background=(1.0, 1.0, 1.0)):
+    """RGBA → RGB over ``background`` (or gray when ``channels == 1``)."""
     alpha = rgba[..., 3:]
     rgb = rgba[..., :3] * alpha + tf.constant(background, tf.float32) * (1.0 - alpha)
     if channels == 1:
@@ -62,6 +67,11 @@ def decode(contents, channels=3, background=(1.0, 1.0, 1.0)):
         raise ValueError(f"decoding to {channels} channels is not supported (1 or 3)")
     rgb.set_shape([None, None, channels])
     return rgb
+
+
+def decode(contents, channels=3, background=(1.0, 1.0, 1.0)):
+    """Encoded image bytes → float32 HxWxC in [0, 1], alpha composited over ``background``."""
+    return composite(decode_rgba(contents), channels, background)
 
 
 def _resize(image, height, width):
