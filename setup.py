@@ -32,6 +32,7 @@ setup(
             "tf-cyclegan-data=tf_cyclegan.data.__main__:main",
             "tf-cyclegan-translate=tf_cyclegan.translate:main",
             "tf-cyclegan-export=tf_cyclegan.export:main",
+            "tf-cyclegan-evaluate=tf_cyclegan.evaluate:main",
         ]
     },
 )

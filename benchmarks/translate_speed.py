@@ -45,6 +45,8 @@ def measure(workdir, runtime, size, images):
         import keras
         import tensorflow as tf
 
+        import tf_cyclegan.layers  # noqa: F401  (registers the custom layers for loading)
+
         generator = keras.models.load_model(os.path.join(workdir, "generator.keras"))
         run = tf.function(lambda batch: generator(batch, training=False))
         call = lambda: run(x).numpy()  # noqa: E731
@@ -88,11 +90,13 @@ def main():
         build(workdir, args.generator, args.size)
         rows = []
         for runtime in ("keras", "saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8"):
-            out = subprocess.run(
+            result = subprocess.run(
                 [sys.executable, __file__, f"--size={args.size}", f"--images={args.images}", "--_measure", workdir,
-                 runtime], capture_output=True, text=True, check=True,
-            ).stdout.strip().splitlines()[-1]
-            rows.append(json.loads(out))
+                 runtime], capture_output=True, text=True,
+            )
+            if result.returncode:
+                sys.exit(f"{runtime} failed:\n{result.stderr[-2000:]}")
+            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
     print(f"\n{args.generator} at {args.size}x{args.size}, batch 1, {os.cpu_count()} CPU threads, median of "
           f"{args.images}")
     print(f"| runtime | s/image | images/s | peak RSS (GiB) |\n|---|---|---|---|")

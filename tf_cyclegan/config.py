@@ -94,6 +94,16 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class EvalConfig:
+    """Evaluation on the test split, standalone or during training."""
+
+    eval_every: int = 0  # epochs between in-training evaluations (0 = off)
+    best_metric: str = "auto"  # e.g. a2b/psnr, a2b/cycle_l1, b2a/kid; auto = a2b/psnr when paired, else a2b/cycle_l1
+    max_eval_images: int = 0  # 0 = the whole test split
+    inception_weights: str = ""  # local InceptionV3 notop .h5 for KID/FID ('' = Keras cache or download)
+
+
+@dataclasses.dataclass
 class Config:
     name: str = ""
     run_dir: str = ""  # default runs/<name>
@@ -102,9 +112,10 @@ class Config:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
-SECTIONS = ("data", "model", "loss", "optimizer", "train")
+SECTIONS = ("data", "model", "loss", "optimizer", "train", "eval")
 
 CHOICES = {
     "data.preprocess": ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"),
@@ -117,6 +128,8 @@ CHOICES = {
     "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
     "train.precision": ("float32", "mixed_bfloat16", "mixed_float16"),
 }
+# Metrics a best/ checkpoint can be chosen by, and whether higher is better.
+BEST_METRICS = {"psnr": True, "ssim": True, "l1": False, "cycle_l1": False, "kid": False, "fid": False}
 POSITIVE = (
     "data.image_size", "data.load_size", "data.channels_a", "data.channels_b", "model.n_blocks", "model.n_layers_d",
     "model.ngf", "model.ndf", "train.batch_size", "train.save_every_steps", "train.sample_every_steps",
@@ -125,6 +138,7 @@ POSITIVE = (
 NON_NEGATIVE = (
     "data.max_dataset_size", "loss.lambda_cycle", "loss.lambda_identity", "loss.lambda_gp", "loss.pool_size",
     "train.epochs", "train.decay_epochs", "train.steps", "train.num_samples", "train.cpu_replicas", "model.init_gain",
+    "eval.eval_every", "eval.max_eval_images",
 )
 
 
@@ -251,6 +265,11 @@ def validate(config):
         raise ConfigError("--lambda_identity: identity loss needs channels_a == channels_b; set it to 0")
     if config.train.steps == 0 and config.train.epochs + config.train.decay_epochs == 0:
         raise ConfigError("--epochs: epochs + decay_epochs must be > 0 (or set --steps)")
+    metric = config.eval.best_metric
+    if metric != "auto" and not (
+        metric.count("/") == 1 and metric.split("/")[0] in ("a2b", "b2a") and metric.split("/")[1] in BEST_METRICS
+    ):
+        raise ConfigError(f"--best_metric: expected auto or a2b|b2a/{'|'.join(BEST_METRICS)}, got {metric!r}")
     if bool(data.domain_a) != bool(data.domain_b):
         raise ConfigError("--domain_a/--domain_b: give both folders or neither")
     return config

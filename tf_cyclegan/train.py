@@ -54,6 +54,8 @@ def print_summary(summary):
     if "samples" in summary:
         lines.append(f"  samples       : {summary['samples']}/  (real | translated | reconstructed)")
         lines.append(f"  TensorBoard   : tensorboard --logdir {summary['logs']}")
+    if "best" in summary:
+        lines.append(f"  best          : {summary['best']}")
     lines.append(f"  continue      : {PROG} --run_dir={root} --steps=N")
     print("\n".join(lines))
 

@@ -5,6 +5,7 @@ single-device, Mirrored and MultiWorkerMirrored training share one code path.
 """
 
 import dataclasses
+import json
 import math
 import signal
 import sys
@@ -209,6 +210,54 @@ class Trainer:
             tf.summary.image("samples/real_a|fake_b|cycled_a", grids["a2b"][None], max_outputs=1)
             tf.summary.image("samples/real_b|fake_a|cycled_b", grids["b2a"][None], max_outputs=1)
 
+    def _setup_eval(self, pipeline):
+        """Prepares in-training evaluation (``--eval_every`` epochs) and the best/ checkpoint."""
+        from tf_cyclegan import evaluate
+
+        settings = self.config.eval
+        self.eval_period = settings.eval_every * pipeline.steps_per_epoch
+        if not self.eval_period:
+            return
+        self.eval_pipeline = data_lib.UnpairedPipeline(
+            pipeline.domains, evaluate.eval_data_config(self.config.data), 1, self.config.train.seed)
+        self.best_metric = evaluate.resolve_best_metric(settings.best_metric, pipeline)
+        self.eval_metrics = ("paired", "cycle", "kid")
+        self.features = None
+        if "kid" in self.best_metric or settings.inception_weights:
+            try:
+                self.features = evaluate.inception_features(settings.inception_weights)
+            except evaluate.FeaturesUnavailable as error:
+                self.log(f"note: {error}")
+        self.best_dir = self.paths.root / "best"
+        self.best_manager = tf.train.CheckpointManager(self.checkpoint, str(self.best_dir), max_to_keep=1,
+                                                       checkpoint_name="ckpt")
+        record = self.best_dir / "best.json"
+        self.best = json.loads(record.read_text()) if record.is_file() else None
+
+    def _evaluate(self, step, writer):
+        """Scores the test split, logs it, and refreshes best/ when the chosen metric improved."""
+        from tf_cyclegan import evaluate
+
+        results = evaluate.evaluate_generators(
+            self.model.generator_ab, self.model.generator_ba, self.eval_pipeline, metrics=self.eval_metrics,
+            features=self.features, max_images=self.config.eval.max_eval_images)
+        scores = evaluate.flatten(results)
+        with writer.as_default(step=step):
+            for name, value in scores.items():
+                tf.summary.scalar(f"eval/{name}", value)
+        value = scores.get(self.best_metric)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        if value is None:
+            self.log(f"eval at step {step}: {shown} ({self.best_metric} unavailable, best/ not updated)")
+            return
+        higher = config_lib.BEST_METRICS[self.best_metric.split("/")[1]]
+        improved = self.best is None or (value > self.best["value"] if higher else value < self.best["value"])
+        if improved and self.chief:
+            self.best_manager.save(checkpoint_number=step)
+            self.best = {"metric": self.best_metric, "value": value, "step": step}
+            (self.best_dir / "best.json").write_text(json.dumps(self.best, indent=2))
+        self.log(f"eval at step {step}: {shown}" + (f"; new best {self.best_metric}" if improved else ""))
+
     def _save(self, step):
         return self.manager.save(checkpoint_number=step)
 
@@ -239,6 +288,7 @@ class Trainer:
             self.log(f"nothing to do: the run is already at step {start}/{total}")
             return {**summary, "final_step": start, "checkpoint": resumed_from}
 
+        self._setup_eval(pipeline)
         samples = (pipeline.test_images("A", config.train.num_samples)[0],
                    pipeline.test_images("B", config.train.num_samples)[0]) if config.train.num_samples else None
         writer = tf.summary.create_file_writer(str(paths.logs / "train")) if self.chief else tf.summary.create_noop_writer()
@@ -289,6 +339,8 @@ class Trainer:
                     self._write_samples(step, writer, *samples)
                 if step % config.train.save_every_steps == 0 or step == total:
                     last_checkpoint = self._save(step)
+                if self.eval_period and (step % self.eval_period == 0 or step == total):
+                    self._evaluate(step, writer)
                 epoch = step // pipeline.steps_per_epoch + (0 if step % pipeline.steps_per_epoch == 0 else 1)
                 shown = [("epoch", epoch), ("img/s", images_per_sec)]
                 shown += [(n, values[n]) for n in ("generator_total", "cycle_a", "cycle_b", "disc_a", "disc_b")]
@@ -306,6 +358,8 @@ class Trainer:
                 signal.signal(sig, handler)
         writer.flush()
         elapsed = time.perf_counter() - started
+        if self.eval_period and self.best:
+            summary["best"] = f"{self.best_dir} ({self.best['metric']} {self.best['value']:.4f} at step {self.best['step']})"
         return {
             **summary,
             "final_step": step,
