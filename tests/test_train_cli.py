@@ -37,8 +37,8 @@ def read_events(logdir):
 def final_weights(run_dir):
     checkpoint = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
     reader = tf.train.load_checkpoint(checkpoint)
-    names = sorted(n for n, _ in tf.train.list_variables(checkpoint) if n.startswith("model/generator_ab/")
-                   or n.startswith("model/discriminator_b/") or n.startswith("model/pool_a/"))
+    skip = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter")
+    names = sorted(n for n, _ in tf.train.list_variables(checkpoint) if not n.startswith(skip))
     return checkpoint, {n: reader.get_tensor(n) for n in names}
 
 

@@ -346,6 +346,7 @@ class Trainer:
                 shown += [(n, values[n]) for n in ("generator_total", "cycle_a", "cycle_b", "disc_a", "disc_b")]
                 if interactive or log_now:
                     progbar.update(step, values=shown, finalize=step == total)
+                    sys.stdout.flush()
         except (KeyboardInterrupt, Interrupted):
             if step > start and step != self._last_saved_step():
                 last_checkpoint = self._save(step)
