@@ -112,6 +112,11 @@ def test_evaluate_cli_offline_reports_paired_metrics_and_says_why_kid_is_missing
         assert report[direction]["identity_baseline"]["cycle_l1"] == 0.0
     assert "identity_baseline" in result.stdout
     assert any(p.name.startswith("events") for p in (run / "logs" / "eval").iterdir())
+    paired_only = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}",
+                                  "--metrics=paired,cycle", "--direction=a2b"], env=ENV, capture_output=True,
+                                 text=True, timeout=300)
+    assert paired_only.returncode == 0, paired_only.stderr[-2000:]
+    assert "b2a" not in json.loads((run / "eval.json").read_text())
     bad = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--metrics=foo"],
                          env=ENV, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--metrics: 'foo'" in bad.stderr

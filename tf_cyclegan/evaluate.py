@@ -233,7 +233,10 @@ def main(argv=None):
     writer.flush()
     print(f"checkpoint {checkpoint} on {config.data.dataset}")
     print(format_table(results))
-    print(f"features for KID/FID: {features.name if features else 'none (' + notes[0] + ')'}")
+    if features:
+        print(f"features for KID/FID: {features.name}")
+    elif notes:
+        print(f"features for KID/FID: none ({notes[0]})")
     print(f"wrote {Path(args.run_dir) / 'eval.json'}")
     return 0
 
