@@ -94,7 +94,7 @@ def _resnet_generator(inputs, output_channels, ngf, n_blocks, blocks, use_dropou
     x = ReflectionPadding2D(3, name="out_pad")(x)
     x = blocks.conv(output_channels, 7, use_bias=True, name="out_conv")(x)
     x = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return CropToReference(name="crop_to_input")([x, inputs])
+    return CropToReference(dtype="float32", name="crop_to_input")([x, inputs])
 
 
 def _unet_generator(inputs, output_channels, ngf, num_downs, blocks, use_dropout, upsample):
@@ -126,7 +126,7 @@ def _unet_generator(inputs, output_channels, ngf, num_downs, blocks, use_dropout
     x = keras.layers.ReLU(name="up0_relu")(x)
     x = up(x, output_channels, name="up0", use_bias=True)
     x = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return CropToReference(name="crop_to_input")([x, inputs])
+    return CropToReference(dtype="float32", name="crop_to_input")([x, inputs])
 
 
 def build_generator(
