@@ -168,3 +168,16 @@ def test_dataset_name_picks_its_preset_and_flags_override_it():
     assert config.name == "monet2photo" and config.run_dir == str(Path("runs") / "monet2photo")
     quickstart = parse_config([])
     assert quickstart.data.dataset == "emoji" and quickstart.data.image_size == 64
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    # An absurd learning rate blows the weights up after the first update, so step 2's losses are not finite.
+    result = run_cli(["--steps=20", "--run_dir=run", "--lr=1e12", "--save_every_steps=1", "--sample_every_steps=100",
+                      *TINY[:6]], cwd=tmp_path)
+    assert result.returncode == 1
+    lines = [l for l in result.stderr.splitlines() if "tf_cyclegan.train: error:" in l]
+    assert len(lines) == 1 and "became" in lines[0] and "stopped without saving" in lines[0], result.stderr[-1500:]
+    failed_at = int(lines[0].split(" at step ")[1].split(";")[0])
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert latest.endswith(f"ckpt-{failed_at - 1}") and f"ckpt-{failed_at - 1}" in lines[0]
+    assert "Traceback" not in result.stderr
