@@ -121,6 +121,9 @@ class Translator:
         try:
             for layer, layer_moments in zip(norms, moments if norms else []):
                 layer.fixed_moments = layer_moments
+            # A graph function frees each layer's buffers as soon as they are consumed (eager Keras keeps more);
+            # it is made here so it captures this image's moments.
+            run_tile = tf.function(lambda tile_input: generator(tile_input, training=False), reduce_retracing=True)
             rows = []
             full_h, full_w = int(padded.shape[1]), int(padded.shape[2])
             for y0 in range(0, full_h, tile):
@@ -129,7 +132,7 @@ class Translator:
                     y1, x1 = min(y0 + tile, full_h), min(x0 + tile, full_w)
                     cy0, cx0 = max(0, y0 - overlap), max(0, x0 - overlap)
                     cy1, cx1 = min(full_h, y1 + overlap), min(full_w, x1 + overlap)
-                    out = generator(padded[:, cy0:cy1, cx0:cx1], training=False)
+                    out = run_tile(padded[:, cy0:cy1, cx0:cx1])
                     row.append(out[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0])
                 rows.append(tf.concat(row, axis=2))
             result = tf.concat(rows, axis=1)[:, top : top + height, left : left + width]
