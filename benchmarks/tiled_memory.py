@@ -8,8 +8,9 @@ translates one smooth random image of --size x --size with Translator.translate_
 
 import argparse
 import os
-import resource
 import time
+
+from memory import peak_rss_gib  # benchmarks/memory.py
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,11 +33,11 @@ def main():
     translator = Translator(generator)
     low = np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 3)).astype("float32")
     image = tf.image.resize(low, (args.size, args.size), method="bicubic")[0].numpy().clip(0, 1)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    before = peak_rss_gib()
     start = time.perf_counter()
     result = translator.translate_tiled(image, tile=args.tile, overlap=args.overlap).numpy()
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    peak = peak_rss_gib()
     assert result.shape == image.shape
     print(f"\n{args.generator}, {args.size}x{args.size} image, tile {args.tile}, overlap {args.overlap}")
     print("| seconds | peak RSS (GiB) | peak RSS before translating (GiB) |\n|---|---|---|")

@@ -16,16 +16,9 @@ import subprocess
 import sys
 import time
 
+from memory import peak_rss_gib  # benchmarks/memory.py
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def peak_rss_gib():
-    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024**2
-    return float("nan")
 WORK_GFLOP = {(128, 6): 338.0, (256, 9): 1879.0}
 
 
