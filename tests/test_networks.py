@@ -3,7 +3,9 @@ import keras
 import pytest
 
 from tf_cyclegan import build_discriminator, build_generator
-from tf_cyclegan.layers import InstanceNormalization, PadToMultiple
+import tensorflow as tf
+
+from tf_cyclegan.layers import InstanceNormalization, NarrowConv2D, PadToMultiple
 
 
 @pytest.mark.parametrize("kind,params", [("resnet_9blocks", 11_378_179), ("resnet_6blocks", 7_837_699)])
@@ -92,3 +94,34 @@ def test_networks_serialize_and_reload(tmp_path):
     reloaded = keras.models.load_model(path)
     x = np.random.uniform(-1, 1, (1, 21, 19, 3)).astype("float32")
     np.testing.assert_allclose(reloaded(x).numpy(), generator(x).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel,channels,filters", [(7, 8, 3), (3, 5, 1), (4, 6, 2)])
+@pytest.mark.parametrize("graph", [False, True])
+def test_narrow_conv_matches_conv2d_values_and_gradients(kernel, channels, filters, graph):
+    narrow, plain = NarrowConv2D(filters, kernel), keras.layers.Conv2D(filters, kernel)
+    x = tf.random.stateless_normal((2, 19, 23, channels), seed=(1, 2))
+    weight = tf.random.stateless_normal((2, 19 - kernel + 1, 23 - kernel + 1, filters), seed=(3, 4))
+    narrow.build(x.shape), plain.build(x.shape)
+    plain.set_weights(narrow.get_weights())
+
+    def value_and_grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * weight)
+        return [y] + tape.gradient(loss, [x] + layer.trainable_weights)
+
+    run = (lambda layer: tf.function(value_and_grads)(layer)) if graph else value_and_grads
+    for got, want in zip(run(narrow), run(plain)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_narrow_conv_is_a_plain_conv2d_in_config_and_rejects_what_it_cannot_do():
+    layer = NarrowConv2D(3, 7, use_bias=False, name="out_conv")
+    assert NarrowConv2D.from_config(layer.get_config()).get_config() == layer.get_config()
+    for kwargs in (dict(strides=2), dict(padding="same"), dict(dilation_rate=2)):
+        with pytest.raises(ValueError, match="NarrowConv2D supports"):
+            NarrowConv2D(3, 3, **kwargs)
+    generator = build_generator("resnet_6blocks", ngf=4)
+    assert isinstance(generator.get_layer("out_conv"), NarrowConv2D)

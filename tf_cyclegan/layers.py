@@ -31,6 +31,55 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+def narrow_conv2d(inputs, kernel):
+    """Stride-1 'valid' NHWC convolution whose gradients are one patch matrix's products.
+
+    TensorFlow's CPU gradient kernels run a wide kernel with few output channels (the
+    generators' 7x7, 64 -> 3 output layer) at ~1 GFLOP/s. Both gradients here use the
+    patches of the padded output gradient, which are small because it has few channels:
+    ``patches[n, p, q, (a, b, o)] = dy[n, p - (size - 1 - a), q - (size - 1 - b), o]``.
+    """
+
+    @tf.custom_gradient
+    def conv(x, k):
+        def grad(dy):
+            size, _, channels, filters = k.shape
+            edge = size - 1
+            padded = tf.pad(dy, [[0, 0], [edge, edge], [edge, edge], [0, 0]])
+            patches = tf.image.extract_patches(padded, [1, size, size, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
+            patches = tf.reshape(patches, [-1, size * size * filters])
+            flipped = tf.reverse(k, axis=[0, 1])
+            columns = tf.reshape(tf.transpose(flipped, [0, 1, 3, 2]), [size * size * filters, channels])
+            dx = tf.reshape(tf.matmul(patches, columns), tf.shape(x))
+            dk = tf.matmul(tf.reshape(x, [-1, channels]), patches, transpose_a=True)
+            dk = tf.transpose(tf.reshape(dk, [channels, size, size, filters]), [1, 2, 0, 3])
+            return dx, tf.reverse(dk, axis=[0, 1])
+
+        return tf.nn.conv2d(x, k, strides=1, padding="VALID"), grad
+
+    # Tensors, not variables: the gradient then reaches a variable through its read.
+    return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
+
+
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class NarrowConv2D(keras.layers.Conv2D):
+    """Conv2D (stride 1, 'valid') for few output channels, with :func:`narrow_conv2d`'s gradient.
+
+    Weights, forward pass and config are exactly ``Conv2D``'s; only training is faster
+    (4-6x for the output layer, a quarter of a 128 px ResNet-6 step).
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        plain = (self.strides == (1, 1) and self.dilation_rate == (1, 1) and self.groups == 1
+                 and self.padding == "valid" and self.data_format == "channels_last")
+        if not plain or self.kernel_size[0] != self.kernel_size[1]:
+            raise ValueError("NarrowConv2D supports square kernels, stride 1, 'valid' padding, channels_last only")
+
+    def convolution_op(self, inputs, kernel):
+        return narrow_conv2d(inputs, kernel)
+
+
 @keras.saving.register_keras_serializable(package="tf_cyclegan")
 class InstanceNormalization(keras.layers.Layer):
     """Per-image, per-channel normalisation over height and width.
