@@ -51,7 +51,7 @@ def inception_features(weights=""):
     """
     import keras
 
-    from tf_cyclegan.data.sources import _host_reachable
+    from tf_cyclegan.data.sources import host_reachable
 
     if weights:
         if not Path(weights).is_file():
@@ -59,7 +59,7 @@ def inception_features(weights=""):
         source = weights
     else:
         cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / INCEPTION_FILE
-        if not cached.is_file() and not _host_reachable("storage.googleapis.com", timeout=5):
+        if not cached.is_file() and not host_reachable("storage.googleapis.com", timeout=5):
             raise FeaturesUnavailable(
                 "KID/FID skipped: InceptionV3 weights are not cached and cannot be downloaded offline; "
                 f"pass --inception_weights=PATH to a copy of {INCEPTION_FILE}"

@@ -17,17 +17,10 @@ import numpy as np
 PROG = "python -m tf_cyclegan.export"
 TFLITE_VARIANTS = ("fp32", "fp16", "int8", "int8_full")
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
 
 
 class ExportError(Exception):
     pass
-
-
-def _tf():
-    import tensorflow as tf
-
-    return tf
 
 
 def make_serving_archive(generator, channels, background):
@@ -40,19 +33,16 @@ def make_serving_archive(generator, channels, background):
     session-based loaders (TF Serving, ``saved_model_cli run``) restore them, and TFLite
     folds them into constants.
     """
-    tf = _tf()
+    import tensorflow as tf
     import keras
 
-    from tf_cyclegan.data.images import composite, decode_rgba
+    from tf_cyclegan.data.images import composite, decode_rgba, is_known_image
 
     def serve(images):
         return {"translated": generator(images, training=False)}
 
     def one_png(contents):
-        head = tf.strings.join([tf.strings.substr(contents, 0, 12), b"\0" * 12])  # safe for short input
-        starts = lambda magic, at=0: tf.equal(tf.strings.substr(head, at, len(magic)), magic)  # noqa: E731
-        known = tf.reduce_any([starts(magic) for magic in _MAGIC]) | (starts(b"RIFF") & starts(b"WEBP", 8))
-        check = tf.debugging.Assert(known, ["image_bytes: an element is not a PNG, JPEG, GIF, BMP or WebP image"])
+        check = tf.debugging.Assert(is_known_image(contents), ["image_bytes: an element is not a PNG, JPEG, GIF, BMP or WebP image"])
         with tf.control_dependencies([check]):
             image = composite(decode_rgba(contents), channels, background)
         out = generator(image[None] * 2.0 - 1.0, training=False)[0]
@@ -84,7 +74,7 @@ def _fixed_inputs(channels):
 
 def verify_saved_model(path, generator, channels):
     """Reloads the SavedModel and compares it with the Keras generator; returns the max abs diff."""
-    tf = _tf()
+    import tensorflow as tf
     loaded = tf.saved_model.load(str(path))
     serve = loaded.signatures["serving_default"]
     worst = 0.0
@@ -106,7 +96,7 @@ def verify_saved_model(path, generator, channels):
 
 def convert_tflite(saved_model, variant, representative=None):
     """Converts the SavedModel's ``serving_default`` to TFLite (builtin ops only)."""
-    tf = _tf()
+    import tensorflow as tf
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "fp16":
@@ -154,7 +144,7 @@ def verify_tflite(model_bytes, generator, channels, variant, x=None):
 def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None, tflite=(), log=print,
                checkpoint=None):
     """Exports a run's generators; returns a report dict per direction."""
-    tf = _tf()
+    import tensorflow as tf
     from tf_cyclegan.cli import read_run_config
     from tf_cyclegan.data.images import parse_background
     from tf_cyclegan.trainer import restore_generators

@@ -14,12 +14,6 @@ class TranslateError(Exception):
     pass
 
 
-def _lazy_tf():
-    import tensorflow as tf
-
-    return tf
-
-
 class Translator:
     """One direction's generator with image-level helpers (inputs/outputs in [0, 1], HxWxC)."""
 
@@ -28,13 +22,13 @@ class Translator:
         self.serving_fn = serving_fn  # a SavedModel signature
         self.in_channels, self.out_channels = in_channels, out_channels
         self.background = background
-        tf = _lazy_tf()
+        import tensorflow as tf
         if generator is not None:
             self._call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
 
     @classmethod
     def from_run(cls, run_dir, direction="a2b", checkpoint=None):
-        tf = _lazy_tf()
+        import tensorflow as tf
         from tf_cyclegan.cli import read_run_config
         from tf_cyclegan.data.images import parse_background
         from tf_cyclegan.trainer import restore_generators
@@ -52,7 +46,7 @@ class Translator:
 
     @classmethod
     def from_saved_model(cls, path, background=(1.0, 1.0, 1.0)):
-        tf = _lazy_tf()
+        import tensorflow as tf
         try:
             loaded = tf.saved_model.load(str(path))
         except (OSError, tf.errors.OpError):
@@ -72,7 +66,7 @@ class Translator:
 
     def translate(self, image):
         """One HxWxC image in [0, 1] → the translation in [0, 1], same height and width."""
-        tf = _lazy_tf()
+        import tensorflow as tf
         x = tf.convert_to_tensor(image, tf.float32)[None] * 2.0 - 1.0
         return ((tf.clip_by_value(self._run(x), -1.0, 1.0) + 1.0) / 2.0)[0]
 
@@ -84,7 +78,7 @@ class Translator:
         Tile borders are aligned to the network's stride, and only each tile's centre is
         kept, so there are no seams.
         """
-        tf = _lazy_tf()
+        import tensorflow as tf
         import keras
 
         from tf_cyclegan.layers import InstanceNormalization, PadToMultiple
@@ -144,7 +138,7 @@ class Translator:
 
 def read_image(path, channels, background):
     """(image in [0, 1] HxWxC composited on ``background``, alpha HxW uint8 or None)."""
-    tf = _lazy_tf()
+    import tensorflow as tf
     from tf_cyclegan.data.images import composite, decode_rgba
 
     contents = tf.io.read_file(str(path))
@@ -171,7 +165,7 @@ def write_image(path, image, alpha=None):
 
 def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print, progress=True):
     """Translates a file or every image under a folder into ``output``; returns (written, skipped)."""
-    tf = _lazy_tf()
+    import tensorflow as tf
     import keras
 
     from tf_cyclegan.data.sources import IMAGE_EXTENSIONS, list_folder

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128)}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SIGNATURES = (_PNG_SIGNATURE, b"\xff\xd8\xff", b"GIF8", b"BM")  # PNG, JPEG, GIF, BMP; WebP below
 
 
 def parse_background(text):
@@ -38,6 +39,13 @@ def _to_rgba(image):
             lambda: image[..., :4],
         ],
     )
+
+
+def is_known_image(contents):
+    """Scalar bool: do the bytes start like a PNG, JPEG, GIF, BMP or WebP file?"""
+    head = tf.strings.join([tf.strings.substr(contents, 0, 12), b"\0" * 12])  # safe for short input
+    starts = lambda magic, at=0: tf.equal(tf.strings.substr(head, at, len(magic)), magic)  # noqa: E731
+    return tf.reduce_any([starts(magic) for magic in _SIGNATURES]) | (starts(b"RIFF") & starts(b"WEBP", 8))
 
 
 def decode_rgba(contents):

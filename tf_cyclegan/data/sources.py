@@ -99,7 +99,7 @@ def _from_root(root, description):
     )
 
 
-def _host_reachable(host, port=443, timeout=OFFLINE_TIMEOUT):
+def host_reachable(host, port=443, timeout=OFFLINE_TIMEOUT):
     """True if a TCP connection to host:port opens within ``timeout`` (DNS included)."""
     result = {}
 
@@ -135,7 +135,7 @@ def _tfds_domains(name, data_dir, max_size):
         ) from None
     if not builder.is_prepared():
         host = _download_host(builder)
-        if not _host_reachable(host):
+        if not host_reachable(host):
             raise DataError(
                 f"--dataset={name}: could not download the TFDS dataset (no connection to {host}) and it is not "
                 f"prepared in {builder.data_dir}; download it where there is internet, or use a folder: "

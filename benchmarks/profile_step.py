@@ -1,0 +1,87 @@
+"""Where one training step spends its time: TensorFlow profiler totals per op type and layer.
+
+    python benchmarks/profile_step.py [--size=128] [--blocks=6] [--top=20] [--serial]
+
+Builds the paper's networks (as benchmarks/train_speed.py), warms the compiled step up,
+profiles two steps and prints a table of self-time per (op type, layer kind), summed
+over both generators/discriminators and every residual block. ``--serial`` runs one op
+at a time (inter-op threads = 1), so times add up to the step and attribute cleanly;
+without it concurrent ops overlap and the column sums to more than the wall clock.
+"""
+
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def layer_kind(op_name):
+    """'gradient_tape/generator_ab_3/r4_conv1_1/convolution/...' -> 'generator r*_conv1'."""
+    parts = [p for p in op_name.split("/") if p != "gradient_tape"]
+    if len(parts) < 2:
+        return "-"
+    network = re.sub(r"_(ab|ba|a|b)(_\d+)?$", "", parts[0])
+    layer = re.sub(r"^r\d+_", "r*_", re.sub(r"_\d+$", "", parts[1]))
+    return f"{network} {layer}" if network in ("generator", "discriminator") else "-"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--serial", action="store_true", help="one op at a time (clean attribution)")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
+
+    if args.serial:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from tf_cyclegan.config import Config
+    from tf_cyclegan.trainer import build_model
+
+    config = Config()
+    config.data.image_size, config.model.n_blocks = args.size, args.blocks
+    model = build_model(config)
+    model.compile()
+    rng = tf.random.Generator.from_seed(0)
+    batch = tuple(rng.uniform((1, args.size, args.size, 3), -1, 1) for _ in range(2))
+    step = tf.function(model.train_step)
+    for _ in range(2):
+        float(step(batch)["generator_total"])
+    steps = 2
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        for _ in range(steps):
+            float(step(batch)["generator_total"])
+        wall = (time.perf_counter() - start) / steps
+        tf.profiler.experimental.stop()
+        planes = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+        data, ok = profiler_plugin.xspace_to_tools_data(planes, "framework_op_stats")
+    if not ok:
+        raise SystemExit("the profiler produced no op statistics")
+    table = json.loads(data)[0]
+    columns = [c["id"] for c in table["cols"]]
+    totals = collections.Counter()
+    for row in table["rows"]:
+        values = dict(zip(columns, (cell.get("v") for cell in row["c"])))
+        totals[(values["type"], layer_kind(values["operation"]))] += values["total_self_time"] / steps / 1e3
+    total = sum(totals.values())
+    print(f"\n{args.size} px, ResNet-{args.blocks}, batch 1: {wall:.2f} s/step while profiled "
+          f"({'serial' if args.serial else 'concurrent'} ops); op self-time {total / 1e3:.2f} s/step")
+    print("| op type | layer | ms/step | share |")
+    print("|---|---|---|---|")
+    for (op_type, layer), ms in totals.most_common(args.top):
+        print(f"| {op_type} | {layer} | {ms:.0f} | {100 * ms / total:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
