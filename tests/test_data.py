@@ -223,7 +223,9 @@ def test_bundled_emoji_sample_is_rgba_composited_on_white():
     pipeline = prepare(data, global_batch=4, report=lambda line: None)
     assert len(pipeline.domains.train_a) >= 400 and len(pipeline.domains.test_b) >= 90
     assert pipeline.domains.test_a.labels == pipeline.domains.test_b.labels  # paired by file name
-    images, _ = pipeline.test_images("A", limit=8)
+    images, labels = pipeline.test_images("A", limit=8)
+    everything = pipeline.domains.test_a.labels
+    assert labels == [everything[i * len(everything) // 8] for i in range(8)]  # spread over the split
     corners = images.numpy()[:, 0, 0, :]
     np.testing.assert_allclose(corners, 1.0, atol=1e-3)  # transparent corners become white (1.0 in [-1, 1])
 

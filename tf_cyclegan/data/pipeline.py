@@ -96,14 +96,16 @@ class UnpairedPipeline:
     def test_images(self, split, limit=None):
         """Deterministic test images of ``split`` ('A' or 'B') as one float tensor batch and their labels.
 
-        Falls back to the training split when the dataset has no test split.
+        ``limit`` images are taken evenly spaced through the split. Falls back to the
+        training split when the dataset has no test split.
         """
         domain = (self.domains.test_a or self.domains.train_a) if split == "A" else (
             self.domains.test_b or self.domains.train_b
         )
         channels = self.data.channels_a if split == "A" else self.data.channels_b
         count = len(domain) if limit is None else min(limit, len(domain))
-        subset = domain.subset(range(count))
+        # Evenly spread over the (sorted) split, so a few samples are not all keycaps or flags.
+        subset = domain.subset(sorted({i * len(domain) // max(count, 1) for i in range(count)}))
         dataset = self.test_dataset(subset, channels)
         if self.data.preprocess in ("scale_width", "none"):  # varying sizes: square them to batch
             size = [self.data.image_size] * 2
