@@ -95,7 +95,8 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert reader.get_tensor("generator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 120
 
 
-def test_sigint_saves_a_checkpoint_before_exiting(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "tf_cyclegan.train", "--steps=100000", "--save_every_steps=100000",
                "--run_dir=run", *TINY[:6], "--sample_every_steps=1"]
@@ -104,7 +105,7 @@ def test_sigint_saves_a_checkpoint_before_exiting(tmp_path):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (tmp_path / "run" / "samples" / "step_0000002_b2a.png").exists():
         time.sleep(0.05)  # wait until training is two steps in
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
     last = stderr.strip().splitlines()[-1]

@@ -74,6 +74,8 @@ def main(argv=None):
         cli.fail(PROG, str(error), code=1)
     except TrainingError as error:
         cli.fail(PROG, str(error), code=130 if "interrupted" in str(error) else 1)
+    except KeyboardInterrupt:
+        cli.fail(PROG, "interrupted before the first training step; nothing was saved", code=130)
     print_summary(summary)
     return 0
 

@@ -303,12 +303,18 @@ class Trainer:
         window_start, window_steps, started = time.perf_counter(), 0, time.perf_counter()
         images_per_sec = float("nan")
 
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM,)}
+        # SIGINT/SIGTERM only set a flag, checked between steps: an exception raised at an arbitrary point can
+        # be swallowed (e.g. inside a finalizer) and the run would go on. A second SIGINT stops at once.
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        stop_requested = []
 
-        def on_term(signum, frame):
-            raise Interrupted()
+        def on_signal(signum, frame):
+            if stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            stop_requested.append(signum)
 
-        signal.signal(signal.SIGTERM, on_term)
+        for sig in previous:
+            signal.signal(sig, on_signal)
         step = start
         try:
             while step < total:
@@ -347,6 +353,8 @@ class Trainer:
                 if interactive or log_now:
                     progbar.update(step, values=shown, finalize=step == total)
                     sys.stdout.flush()
+                if stop_requested and step < total:
+                    raise Interrupted()
         except (KeyboardInterrupt, Interrupted):
             if step > start and step != self._last_saved_step():
                 last_checkpoint = self._save(step)
