@@ -18,6 +18,8 @@ import re
 import tempfile
 import time
 
+from train_speed import warm_paper_step  # benchmarks/train_speed.py
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -44,18 +46,7 @@ def main():
 
     if args.serial:
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    from tf_cyclegan.config import Config
-    from tf_cyclegan.trainer import build_model
-
-    config = Config()
-    config.data.image_size, config.model.n_blocks = args.size, args.blocks
-    model = build_model(config)
-    model.compile()
-    rng = tf.random.Generator.from_seed(0)
-    batch = tuple(rng.uniform((1, args.size, args.size, 3), -1, 1) for _ in range(2))
-    step = tf.function(model.train_step)
-    for _ in range(2):
-        float(step(batch)["generator_total"])
+    step, batch = warm_paper_step(args.size, args.blocks)
     steps = 2
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)

@@ -35,11 +35,10 @@ def matmul_peak(dtype="bfloat16", n=2048, repeats=10):
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def measure(size, blocks, precision, steps, jit):
-    import keras
+def warm_paper_step(size, blocks, jit=False):
+    """(compiled train step, batch) of the paper's networks at batch 1, after two warm-up steps."""
     import tensorflow as tf
 
-    keras.mixed_precision.set_global_policy(precision)
     from tf_cyclegan.config import Config
     from tf_cyclegan.trainer import build_model
 
@@ -52,6 +51,14 @@ def measure(size, blocks, precision, steps, jit):
     step = tf.function(model.train_step, jit_compile=jit)
     for _ in range(2):
         float(step(batch)["generator_total"])
+    return step, batch
+
+
+def measure(size, blocks, precision, steps, jit):
+    import keras
+
+    keras.mixed_precision.set_global_policy(precision)
+    step, batch = warm_paper_step(size, blocks, jit)
     times = []
     for _ in range(steps):
         start = time.perf_counter()

@@ -42,7 +42,9 @@ def make_serving_archive(generator, channels, background):
         return {"translated": generator(images, training=False)}
 
     def one_png(contents):
-        check = tf.debugging.Assert(is_known_image(contents), ["image_bytes: an element is not a PNG, JPEG, GIF, BMP or WebP image"])
+        check = tf.debugging.Assert(
+            is_known_image(contents), ["image_bytes: an element is not a PNG, JPEG, GIF, BMP or WebP image"]
+        )
         with tf.control_dependencies([check]):
             image = composite(decode_rgba(contents), channels, background)
         out = generator(image[None] * 2.0 - 1.0, training=False)[0]

@@ -66,7 +66,7 @@ class NarrowConv2D(keras.layers.Conv2D):
     """Conv2D (stride 1, 'valid') for few output channels, with :func:`narrow_conv2d`'s gradient.
 
     Weights, forward pass and config are exactly ``Conv2D``'s; only training is faster
-    (4-6x for the output layer, a quarter of a 128 px ResNet-6 step).
+    (4-6x for the output layer, which was a third of a 128 px ResNet-6 step).
     """
 
     def __init__(self, filters, kernel_size, **kwargs):

@@ -105,7 +105,7 @@ class UnpairedPipeline:
         channels = self.data.channels_a if split == "A" else self.data.channels_b
         count = len(domain) if limit is None else min(limit, len(domain))
         # Evenly spread over the (sorted) split, so a few samples are not all keycaps or flags.
-        subset = domain.subset(sorted({i * len(domain) // max(count, 1) for i in range(count)}))
+        subset = domain.subset(sorted({i * len(domain) // count for i in range(count)}))
         dataset = self.test_dataset(subset, channels)
         if self.data.preprocess in ("scale_width", "none"):  # varying sizes: square them to batch
             size = [self.data.image_size] * 2
