@@ -1,12 +1,14 @@
 """Quality on emoji_noto2twemoji: train a fixed number of steps, score testA→B against testB; prints a table.
 
-    python benchmarks/quality_emoji.py [--data=../shared/data/emoji_noto2twemoji] [--steps=1100]
+    python benchmarks/quality_emoji.py [--data=../shared/data/emoji_noto2twemoji] [--steps=N]
                                        [--run_dir=runs/quality_emoji] [--picture=docs/emoji_a2b.png]
+    python benchmarks/quality_emoji.py --from_run=runs/emoji [--picture=...]   # score a finished run instead
 
 Uses the emoji quickstart preset (64 px) on the full shared set (1469/1559 training images,
 376 test pairs), then reports L1/PSNR/SSIM against the ground truth, cycle error and KID
 (when InceptionV3 weights are available), next to the identity baseline, and saves a
-picture of testA | translation | ground truth for a few emoji.
+picture of testA | translation | ground truth for a few emoji. With ``--from_run`` it trains nothing
+and scores that run's latest checkpoint (e.g. the quickstart's, trained on the bundled sample) on ``--data``.
 """
 
 import argparse
@@ -21,10 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "emoji_noto2twemoji"))
-    parser.add_argument("--steps", type=int, default=1100)
+    parser.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
     parser.add_argument("--run_dir", default="runs/quality_emoji")
     parser.add_argument("--picture", default="", help="save testA | translation | ground truth here (PNG)")
     parser.add_argument("--inception_weights", default="")
+    parser.add_argument("--from_run", default="", help="score this run's latest checkpoint instead of training")
     args = parser.parse_args()
     if not Path(args.data, "testA").is_dir():
         sys.exit(f"--data: {args.data} has no testA folder (the shared emoji_noto2twemoji set)")
@@ -32,25 +35,40 @@ def main():
     import numpy as np
     from PIL import Image
 
+    import tensorflow as tf
+
+    from tf_cyclegan import cli
     from tf_cyclegan import config as config_lib
     from tf_cyclegan import data as data_lib
     from tf_cyclegan import evaluate
-    from tf_cyclegan.trainer import Trainer
+    from tf_cyclegan.trainer import Trainer, restore_generators
 
-    config = config_lib.load_yaml(config_lib.preset_path("emoji"))
-    config.data.dataset, config.train.steps, config.run_dir = args.data, args.steps, args.run_dir
-    config.name, config.train.num_samples = "quality_emoji", 0
-    trainer = Trainer(config_lib.validate(config), log=lambda line: None, progress=False)
-    summary = trainer.run()
+    if args.from_run:
+        config = cli.read_run_config(args.from_run)
+        checkpoint = tf.train.latest_checkpoint(str(Path(args.from_run) / "checkpoints"))
+        if not checkpoint:
+            sys.exit(f"--from_run: {args.from_run} has no checkpoint")
+        generator_ab, generator_ba = restore_generators(config, checkpoint)
+        trained = f"{checkpoint} (trained on {config.data.dataset})"
+        config.data.dataset, config.data.domain_a, config.data.domain_b = args.data, "", ""
+    else:
+        config = config_lib.load_yaml(config_lib.preset_path("emoji"))
+        config.data.dataset, config.run_dir = args.data, args.run_dir
+        config.train.steps = args.steps or config.train.steps
+        config.name, config.train.num_samples = "quality_emoji", 0
+        trainer = Trainer(config_lib.validate(config), log=lambda line: None, progress=False)
+        minutes = trainer.run().get("seconds", 0) / 60
+        generator_ab, generator_ba = trainer.model.generator_ab, trainer.model.generator_ba
+        trained = f"{config.train.steps} steps ({minutes:.1f} min)"
     features, note = None, ""
     try:
         features = evaluate.inception_features(args.inception_weights)
     except evaluate.FeaturesUnavailable as error:
         note = str(error)
     pipeline = data_lib.prepare(evaluate.eval_data_config(config.data), 1, report=lambda line: None)
-    results = evaluate.evaluate_generators(trainer.model.generator_ab, trainer.model.generator_ba, pipeline,
-                                           ("a2b",), ("paired", "cycle", "kid"), features)
-    print(f"\nemoji_noto2twemoji, {args.steps} steps ({summary.get('seconds', 0) / 60:.1f} min), testA -> B vs testB")
+    results = evaluate.evaluate_generators(generator_ab, generator_ba, pipeline, ("a2b",), ("paired", "cycle", "kid"),
+                                           features)
+    print(f"\nemoji_noto2twemoji, {trained}, testA -> B vs testB ({results['a2b']['pairs']} pairs)")
     print("| | L1 | PSNR (dB) | SSIM | cycle L1 | KID |\n|---|---|---|---|---|---|")
     for row in ("translation", "identity_baseline"):
         values = results["a2b"][row]
@@ -61,7 +79,7 @@ def main():
     if args.picture:
         real_a, labels = pipeline.test_images("A", 6)
         real_b, _ = pipeline.test_images("B", 6)
-        fake_b = trainer.model.generator_ab(real_a, training=False).numpy()
+        fake_b = generator_ab(real_a, training=False).numpy()
         unit = lambda x: np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.uint8)  # noqa: E731
         rows = [np.concatenate([unit(a), unit(f), unit(b)], axis=1)
                 for a, f, b in zip(real_a.numpy(), fake_b, real_b.numpy())]

@@ -5,7 +5,7 @@ import pytest
 from tf_cyclegan import build_discriminator, build_generator
 import tensorflow as tf
 
-from tf_cyclegan.layers import InstanceNormalization, NarrowConv2D, PadToMultiple
+from tf_cyclegan.layers import InstanceNormalization, NarrowConv2D, NearestUpsampling2D, PadToMultiple
 
 
 @pytest.mark.parametrize("kind,params", [("resnet_9blocks", 11_378_179), ("resnet_6blocks", 7_837_699)])
@@ -27,7 +27,7 @@ def test_discriminator_variants():
     assert pixel(np.zeros((1, 13, 17, 3), "float32")).shape == (1, 13, 17, 1)
 
 
-@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128", "unet_256"])
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_64", "unet_128", "unet_256"])
 @pytest.mark.parametrize("upsample", ["transpose", "resize"])
 def test_generators_keep_odd_input_sizes(kind, upsample):
     generator = build_generator(kind, ngf=4, upsample=upsample, use_dropout=True)
@@ -35,6 +35,15 @@ def test_generators_keep_odd_input_sizes(kind, upsample):
     y = generator(x).numpy()
     assert y.shape == (1, 37, 53, 3)
     assert np.all(np.abs(y) <= 1.0)
+
+
+@pytest.mark.parametrize("kind, downs", [("unet_64", 6), ("unet_128", 7), ("unet_256", 8)])
+def test_unet_reduces_its_named_size_to_one_pixel(kind, downs):
+    generator = build_generator(kind, ngf=4)
+    size = int(kind.split("_")[1])
+    probe = keras.Model(generator.input, generator.get_layer(f"down{downs - 1}").output)
+    assert probe(np.zeros((1, size, size, 3), "float32")).shape == (1, 1, 1, 32)
+    assert f"down{downs}" not in [layer.name for layer in generator.layers]
 
 
 def test_channel_counts_are_configurable():
@@ -125,3 +134,11 @@ def test_narrow_conv_is_a_plain_conv2d_in_config_and_rejects_what_it_cannot_do()
             NarrowConv2D(3, 3, **kwargs)
     generator = build_generator("resnet_6blocks", ngf=4)
     assert isinstance(generator.get_layer("out_conv"), NarrowConv2D)
+
+
+def test_nearest_upsampling_repeats_pixels_like_keras_and_round_trips():
+    x = np.random.default_rng(4).normal(size=(2, 3, 5, 4)).astype("float32")
+    layer = NearestUpsampling2D(2)
+    np.testing.assert_array_equal(layer(x).numpy(), keras.layers.UpSampling2D(2)(x).numpy())
+    assert layer.compute_output_shape((None, 3, None, 4)) == (None, 6, None, 4)
+    assert NearestUpsampling2D.from_config(NearestUpsampling2D(3).get_config()).factor == 3

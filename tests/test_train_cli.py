@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -182,3 +183,25 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path)
     latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert latest.endswith(f"ckpt-{failed_at - 1}") and f"ckpt-{failed_at - 1}" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
+    """The README's first command, unchanged: on the 94 paired test emoji its translations must be closer to the
+    real Twemoji than the Noto inputs are (L1 and SSIM), and its samples must be written."""
+    started = time.monotonic()
+    result = run_cli(["--run_dir=run"], cwd=tmp_path, timeout=1500)
+    minutes = (time.monotonic() - started) / 60
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted((tmp_path / "run" / "samples").glob("*_a2b.png"))
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    scores = json.loads((tmp_path / "run" / "eval.json").read_text())["a2b"]
+    translation, identity = scores["translation"], scores["identity_baseline"]
+    print(f"quickstart: {minutes:.1f} min; a2b {translation} vs identity {identity}")
+    assert scores["pairs"] == 94
+    assert translation["l1"] < identity["l1"] and translation["ssim"] > identity["ssim"]
+    assert translation["cycle_l1"] < 0.08

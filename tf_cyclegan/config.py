@@ -42,7 +42,7 @@ class DataConfig:
 class ModelConfig:
     """The four networks (names and defaults as in the paper)."""
 
-    generator: str = "resnet"  # resnet (with n_blocks), unet_128, unet_256
+    generator: str = "resnet"  # resnet (with n_blocks), unet_64, unet_128, unet_256
     n_blocks: int = 9
     discriminator: str = "patchgan"  # patchgan, n_layers, pixel
     n_layers_d: int = 3
@@ -119,7 +119,7 @@ SECTIONS = ("data", "model", "loss", "optimizer", "train", "eval")
 
 CHOICES = {
     "data.preprocess": ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"),
-    "model.generator": ("resnet", "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"),
+    "model.generator": ("resnet", "unet_64", "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"),
     "model.discriminator": ("patchgan", "n_layers", "pixel"),
     "model.norm": ("instance", "batch", "none"),
     "model.upsample": ("transpose", "resize"),

@@ -31,6 +31,31 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class NearestUpsampling2D(keras.layers.Layer):
+    """Repeats every pixel ``factor`` × ``factor`` times (NHWC).
+
+    Same values as ``keras.layers.UpSampling2D(interpolation="nearest")``, but one ResizeNearestNeighbor op:
+    Keras's repeat/reshape version leaves the following convolution unconvertible to TFLite.
+    """
+
+    def __init__(self, factor=2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, inputs):
+        size = tf.shape(inputs)[1:3] * self.factor
+        return tf.image.resize(inputs, size, method="nearest")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = lambda d: None if d is None else d * self.factor  # noqa: E731
+        return (n, grow(h), grow(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
 def narrow_conv2d(inputs, kernel):
     """Stride-1 'valid' NHWC convolution whose gradients are one patch matrix's products.
 

@@ -10,13 +10,16 @@ import keras
 from tf_cyclegan.layers import (
     CropToReference,
     NarrowConv2D,
+    NearestUpsampling2D,
     PadToMultiple,
     ReflectionPadding2D,
     kernel_initializer,
     normalization,
 )
 
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "unet_64")
+# U-Net depth: one down-sampling per halving, down to 1×1 at the named size.
+UNET_DOWNS = {"unet_256": 8, "unet_128": 7, "unet_64": 6}
 DISCRIMINATORS = ("patchgan", "n_layers", "pixel")
 UPSAMPLES = ("transpose", "resize")
 
@@ -88,7 +91,7 @@ def _resnet_generator(inputs, output_channels, ngf, n_blocks, blocks, use_dropou
         if upsample == "transpose":
             x = blocks.conv_transpose(filters, 3, name=f"u{filters}")(x)
         else:
-            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"u{filters}_resize")(x)
+            x = NearestUpsampling2D(2, name=f"u{filters}_resize")(x)
             x = ReflectionPadding2D(1, name=f"u{filters}_pad")(x)
             x = blocks.conv(filters, 3, name=f"u{filters}")(x)
         x = blocks.norm_layer(x, f"u{filters}_norm")
@@ -103,7 +106,7 @@ def _unet_generator(inputs, output_channels, ngf, num_downs, blocks, use_dropout
     def up(x, filters, name, use_bias=None):
         if upsample == "transpose":
             return blocks.conv_transpose(filters, 4, use_bias=use_bias, name=name)(x)
-        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+        x = NearestUpsampling2D(2, name=f"{name}_resize")(x)
         x = ReflectionPadding2D(1, name=f"{name}_pad")(x)
         return blocks.conv(filters, 3, use_bias=use_bias, name=name, narrow=filters == output_channels)(x)
 
@@ -146,7 +149,8 @@ def build_generator(
 ):
     """Builds a generator taking NHWC images in [-1, 1] of any height/width.
 
-    ``kind`` is one of ``resnet_9blocks``, ``resnet_6blocks``, ``unet_256``, ``unet_128``.
+    ``kind`` is one of ``resnet_9blocks``, ``resnet_6blocks``, ``unet_256``, ``unet_128``, ``unet_64``
+    (the U-Nets are named by the image size they reduce to 1×1; ``unet_64`` is not in the reference).
     The input is reflect-padded to the network's stride and the output cropped back,
     so the output always has the input's height and width.
     """
@@ -156,9 +160,8 @@ def build_generator(
     inputs = keras.Input(shape=(None, None, input_channels), name="image")
     if kind.startswith("resnet_") and kind.endswith("blocks") and kind[7:-6].isdigit():
         outputs = _resnet_generator(inputs, output_channels, ngf, int(kind[7:-6]), blocks, use_dropout, upsample)
-    elif kind in ("unet_128", "unet_256"):
-        num_downs = 7 if kind == "unet_128" else 8
-        outputs = _unet_generator(inputs, output_channels, ngf, num_downs, blocks, use_dropout, upsample)
+    elif kind in UNET_DOWNS:
+        outputs = _unet_generator(inputs, output_channels, ngf, UNET_DOWNS[kind], blocks, use_dropout, upsample)
     else:
         raise ValueError(f"unknown generator {kind!r}; choose one of {', '.join(GENERATORS)}")
     return keras.Model(inputs, outputs, name=name)
