@@ -35,17 +35,15 @@ def main():
     import numpy as np
     from PIL import Image
 
-    import tensorflow as tf
-
     from tf_cyclegan import cli
     from tf_cyclegan import config as config_lib
     from tf_cyclegan import data as data_lib
     from tf_cyclegan import evaluate
-    from tf_cyclegan.trainer import Trainer, restore_generators
+    from tf_cyclegan.trainer import Trainer, restore_generators, run_checkpoint
 
     if args.from_run:
         config = cli.read_run_config(args.from_run)
-        checkpoint = tf.train.latest_checkpoint(str(Path(args.from_run) / "checkpoints"))
+        checkpoint = run_checkpoint(args.from_run)
         if not checkpoint:
             sys.exit(f"--from_run: {args.from_run} has no checkpoint")
         generator_ab, generator_ba = restore_generators(config, checkpoint)

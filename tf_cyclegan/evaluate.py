@@ -194,7 +194,7 @@ def main(argv=None):
 
     from tf_cyclegan import data as data_lib
     from tf_cyclegan.config import ConfigError
-    from tf_cyclegan.trainer import restore_generators
+    from tf_cyclegan.trainer import restore_generators, run_checkpoint
 
     try:
         config = cli.read_run_config(args.run_dir)
@@ -203,7 +203,7 @@ def main(argv=None):
     if args.dataset:
         config.data.dataset = args.dataset
         config.data.domain_a = config.data.domain_b = ""
-    checkpoint = args.checkpoint or tf.train.latest_checkpoint(str(Path(args.run_dir) / "checkpoints"))
+    checkpoint = run_checkpoint(args.run_dir, args.checkpoint)
     if not checkpoint:
         cli.fail(PROG, f"--run_dir: {args.run_dir} has no checkpoint to evaluate (train first)", code=1)
     weights = args.inception_weights if args.inception_weights is not None else config.eval.inception_weights

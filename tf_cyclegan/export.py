@@ -146,13 +146,12 @@ def verify_tflite(model_bytes, generator, channels, variant, x=None):
 def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None, tflite=(), log=print,
                checkpoint=None):
     """Exports a run's generators; returns a report dict per direction."""
-    import tensorflow as tf
     from tf_cyclegan.cli import read_run_config
     from tf_cyclegan.data.images import parse_background
-    from tf_cyclegan.trainer import restore_generators
+    from tf_cyclegan.trainer import restore_generators, run_checkpoint
 
     config = read_run_config(run_dir)
-    checkpoint = checkpoint or tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+    checkpoint = run_checkpoint(run_dir, checkpoint)
     if not checkpoint:
         raise ExportError(f"--run_dir: {run_dir} has no checkpoint to export (train first)")
     unknown = [v for v in tflite if v not in TFLITE_VARIANTS]

@@ -113,6 +113,11 @@ def make_checkpoint(model):
     )
 
 
+def run_checkpoint(run_dir, checkpoint=None):
+    """``checkpoint`` when given, else the run directory's latest checkpoint prefix (None if it has none)."""
+    return checkpoint or tf.train.latest_checkpoint(str(RunPaths(Path(run_dir)).checkpoints))
+
+
 def restore_generators(config, checkpoint_path):
     """Rebuilds the generators from a run's config and restores only their weights."""
     generator_ab, generator_ba = build_generators(config)

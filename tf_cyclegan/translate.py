@@ -3,7 +3,6 @@
 ``python -m tf_cyclegan.translate --run_dir=runs/NAME --direction=a2b --input=FILE_OR_DIR --output=DIR``
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,13 +27,12 @@ class Translator:
 
     @classmethod
     def from_run(cls, run_dir, direction="a2b", checkpoint=None):
-        import tensorflow as tf
         from tf_cyclegan.cli import read_run_config
         from tf_cyclegan.data.images import parse_background
-        from tf_cyclegan.trainer import restore_generators
+        from tf_cyclegan.trainer import restore_generators, run_checkpoint
 
         config = read_run_config(run_dir)
-        path = checkpoint or tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+        path = run_checkpoint(run_dir, checkpoint)
         if not path:
             raise TranslateError(f"--run_dir: {run_dir} has no checkpoint yet (train first)")
         generator_ab, generator_ba = restore_generators(config, path)
