@@ -42,7 +42,10 @@ def main():
     from tf_cyclegan.trainer import Trainer, restore_generators, run_checkpoint
 
     if args.from_run:
-        config = cli.read_run_config(args.from_run)
+        try:
+            config = cli.read_run_config(args.from_run)
+        except config_lib.ConfigError as error:
+            sys.exit(str(error).replace("--run_dir", "--from_run", 1))
         checkpoint = run_checkpoint(args.from_run)
         if not checkpoint:
             sys.exit(f"--from_run: {args.from_run} has no checkpoint")
