@@ -100,7 +100,7 @@ def main():
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
     print(f"\n{args.generator} at {args.size}x{args.size}, batch 1, {os.cpu_count()} CPU threads, median of "
           f"{args.images}")
-    print(f"| runtime | s/image | images/s | peak RSS (GiB) |\n|---|---|---|---|")
+    print("| runtime | s/image | images/s | peak RSS (GiB) |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['runtime']} | {row['s_per_image']:.3f} | {row['images_per_s']:.2f} | {row['peak_rss_gib']:.2f} |")
 

@@ -85,7 +85,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
 
     resumed = run_cli(common + ["--run_dir=resumed"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resuming from" in resumed.stdout and f"at step {killed_at}/120" in resumed.stdout
+    assert "resuming from" in resumed.stdout and f"at step {killed_at}/120" in resumed.stdout
     path_a, weights_a = final_weights(tmp_path / "straight")
     path_b, weights_b = final_weights(tmp_path / "resumed")
     assert path_a.endswith("ckpt-120") and path_b.endswith("ckpt-120")

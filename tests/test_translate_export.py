@@ -97,10 +97,15 @@ def test_other_generator_variants_convert_to_tflite(kind, upsample, tmp_path):
 
 def test_tflite_uses_builtin_ops_only(exported):
     out, _ = exported
-    from tensorflow.lite.python import schema_py_generated as schema  # noqa: F401
+    from tensorflow.lite.python import schema_py_generated as schema
 
-    for path in (out / "tflite").glob("*.tflite"):
-        assert b"Flex" not in path.read_bytes(), path.name
+    paths = sorted((out / "tflite").glob("*.tflite"))
+    assert paths
+    for path in paths:
+        model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+        codes = [max(code.builtinCode, code.deprecatedBuiltinCode) for code in model.operatorCodes]
+        assert codes and schema.BuiltinOperator.CUSTOM not in codes, path.name
+        assert all(code.customCode is None for code in model.operatorCodes), path.name
 
 
 def _encoded(array, fmt):
