@@ -1,8 +1,11 @@
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -69,7 +72,7 @@ def _free_ports(n):
     return ports
 
 
-def _launch_workers(tmp_path, steps):
+def _start_workers(tmp_path, steps):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     args = [sys.executable, "-m", "tf_cyclegan.train", f"--steps={steps}", "--run_dir=run", "--strategy=multi_worker",
@@ -78,11 +81,14 @@ def _launch_workers(tmp_path, steps):
             "--deterministic=true"]
     processes = []
     for index in range(2):
-        import json
-
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def _launch_workers(tmp_path, steps):
+    processes = _start_workers(tmp_path, steps)
     outputs = [p.communicate(timeout=600) for p in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]
@@ -109,3 +115,26 @@ def test_two_workers_train_in_lockstep_and_resume_from_the_chief(tmp_path):
     outputs = _launch_workers(tmp_path, steps=8)
     assert all("at step 6/8" in out for out, _ in outputs)
     assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-8")
+
+
+def test_a_signal_to_one_worker_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path):
+    chief, worker = _start_workers(tmp_path, steps=100000)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and tf.train.latest_checkpoint(str(checkpoints)) is None:
+        time.sleep(0.1)  # training is under way once the chief has saved step 3
+    worker.send_signal(signal.SIGINT)  # the non-chief only: the chief must still stop and save with it
+    try:
+        outputs = [p.communicate(timeout=300) for p in (chief, worker)]
+    finally:
+        for process in (chief, worker):
+            process.kill()
+    assert [p.returncode for p in (chief, worker)] == [130, 130], [err[-2000:] for _, err in outputs]
+    last = [err.strip().splitlines()[-1] for _, err in outputs]
+    assert "(another worker was interrupted)" in last[0] and "another worker" not in last[1], last
+    steps = [int(line.split("interrupted at step ")[1].split("/")[0]) for line in last]
+    assert steps[0] == steps[1] >= 3, last
+    saved_chief = tf.train.latest_checkpoint(str(checkpoints))
+    saved_worker = tf.train.latest_checkpoint(str(checkpoints / ".worker_worker_1"))
+    assert saved_chief.endswith(f"ckpt-{steps[0]}") and saved_worker.endswith(f"ckpt-{steps[0]}")
+    assert all("Traceback" not in err for _, err in outputs)

@@ -46,6 +46,12 @@ def is_chief(strategy):
         os.environ.get("TF_CONFIG", "{}")).get("cluster", {}))
 
 
+def is_multi_worker(strategy):
+    """True when the strategy spans processes, so a checkpoint save is a collective every worker joins."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return bool(resolver is not None and sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()) > 1)
+
+
 def worker_dir(path, strategy):
     """Where this worker saves: ``path`` on the chief, a private temp dir elsewhere (MWMS needs all to save)."""
     if is_chief(strategy):

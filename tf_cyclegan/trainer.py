@@ -191,10 +191,18 @@ class Trainer:
         return int(self.model.generator_optimizer.iterations.numpy())
 
     def _make_step_function(self):
+        """One training step; returns how many replicas asked to stop (summed over all workers).
+
+        A signal may reach only one worker of a multi-worker run. Reducing the stop flag
+        with the step lets every worker see it after the same step, so all of them save the
+        (collective) checkpoint together instead of one waiting for the others forever.
+        """
         model, strategy = self.model, self.strategy
 
-        def step_fn(iterator):
+        def step_fn(iterator, stop):
             strategy.run(model.train_step, args=(next(iterator),))
+            votes = strategy.run(lambda: tf.identity(stop))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
 
         return tf.function(step_fn, jit_compile=self.config.train.jit_compile or None)
 
@@ -323,7 +331,7 @@ class Trainer:
         step = start
         try:
             while step < total:
-                step_function(iterator)
+                stop_votes = float(step_function(iterator, tf.constant(1.0 if stop_requested else 0.0)))
                 step += 1
                 window_steps += 1
                 values = {name: float(self.model.train_trackers[name].result()) for name in names}
@@ -358,14 +366,28 @@ class Trainer:
                 if interactive or log_now:
                     progbar.update(step, values=shown, finalize=step == total)
                     sys.stdout.flush()
-                if stop_requested and step < total:
+                if stop_votes > 0 and step < total:
                     raise Interrupted()
-        except (KeyboardInterrupt, Interrupted):
+        except KeyboardInterrupt:
+            writer.flush()
+            if distribute.is_multi_worker(self.strategy):
+                # Mid-step, the other workers cannot join a collective save: exit with the last one.
+                raise TrainingError(
+                    f"interrupted twice at step {step}/{total}; last checkpoint: {last_checkpoint}. "
+                    "Rerun the same command on every worker to resume"
+                ) from None
             if step > start and step != self._last_saved_step():
                 last_checkpoint = self._save(step)
-            writer.flush()
             raise TrainingError(
                 f"interrupted at step {step}/{total}; saved {last_checkpoint}. Rerun the same command to resume"
+            ) from None
+        except Interrupted:
+            if step != self._last_saved_step():
+                last_checkpoint = self._save(step)
+            writer.flush()
+            who = "" if stop_requested else " (another worker was interrupted)"
+            raise TrainingError(
+                f"interrupted at step {step}/{total}{who}; saved {last_checkpoint}. Rerun the same command to resume"
             ) from None
         finally:
             for sig, handler in previous.items():
