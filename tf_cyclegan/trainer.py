@@ -328,6 +328,7 @@ class Trainer:
 
         for sig in previous:
             signal.signal(sig, on_signal)
+        multi_worker = distribute.is_multi_worker(self.strategy)
         step = start
         try:
             while step < total:
@@ -366,11 +367,12 @@ class Trainer:
                 if interactive or log_now:
                     progbar.update(step, values=shown, finalize=step == total)
                     sys.stdout.flush()
-                if stop_votes > 0 and step < total:
+                # One process stops at once; workers stop after the step where the vote reached all of them.
+                if (stop_votes > 0 or (stop_requested and not multi_worker)) and step < total:
                     raise Interrupted()
         except KeyboardInterrupt:
             writer.flush()
-            if distribute.is_multi_worker(self.strategy):
+            if multi_worker:
                 # Mid-step, the other workers cannot join a collective save: exit with the last one.
                 raise TrainingError(
                     f"interrupted twice at step {step}/{total}; last checkpoint: {last_checkpoint}. "
