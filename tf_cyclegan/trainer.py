@@ -190,21 +190,36 @@ class Trainer:
     def step(self):
         return int(self.model.generator_optimizer.iterations.numpy())
 
-    def _make_step_function(self):
-        """One training step; returns how many replicas asked to stop (summed over all workers).
+    def _make_step_function(self, multi_worker):
+        """One training step ``(iterator, stop) -> replicas asking to stop, summed over all workers``.
 
         A signal may reach only one worker of a multi-worker run. Reducing the stop flag
         with the step lets every worker see it after the same step, so all of them save the
         (collective) checkpoint together instead of one waiting for the others forever.
+        A single process needs no vote: its step stays the plain ``strategy.run`` (whose
+        graph, and so its float results, are those of earlier versions).
         """
         model, strategy = self.model, self.strategy
 
-        def step_fn(iterator, stop):
+        def step_fn(iterator):
             strategy.run(model.train_step, args=(next(iterator),))
+
+        def voting_step_fn(iterator, stop):
+            step_fn(iterator)
             votes = strategy.run(lambda: tf.identity(stop))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
 
-        return tf.function(step_fn, jit_compile=self.config.train.jit_compile or None)
+        jit = self.config.train.jit_compile or None
+        if multi_worker:
+            voting = tf.function(voting_step_fn, jit_compile=jit)
+            return lambda iterator, stop: float(voting(iterator, tf.constant(1.0 if stop else 0.0)))
+        plain = tf.function(step_fn, jit_compile=jit)
+
+        def run_plain(iterator, stop):
+            plain(iterator)
+            return 0.0
+
+        return run_plain
 
     def _write_samples(self, step, writer, real_a, real_b):
         model = self.model
@@ -307,7 +322,8 @@ class Trainer:
         writer = tf.summary.create_file_writer(str(paths.logs / "train")) if self.chief else tf.summary.create_noop_writer()
         dataset = self.strategy.experimental_distribute_dataset(pipeline.train_dataset(start, total))
         iterator = iter(dataset)
-        step_function = self._make_step_function()
+        multi_worker = distribute.is_multi_worker(self.strategy)
+        step_function = self._make_step_function(multi_worker)
         names = list(self.model.train_trackers)
         progbar = keras.utils.Progbar(total, stateful_metrics=["epoch", "img/s", *names], unit_name="step",
                                       verbose=1 if self.progress else 0)
@@ -328,11 +344,10 @@ class Trainer:
 
         for sig in previous:
             signal.signal(sig, on_signal)
-        multi_worker = distribute.is_multi_worker(self.strategy)
         step = start
         try:
             while step < total:
-                stop_votes = float(step_function(iterator, tf.constant(1.0 if stop_requested else 0.0)))
+                stop_votes = step_function(iterator, bool(stop_requested))
                 step += 1
                 window_steps += 1
                 values = {name: float(self.model.train_trackers[name].result()) for name in names}
