@@ -191,13 +191,14 @@ class Trainer:
         return int(self.model.generator_optimizer.iterations.numpy())
 
     def _make_step_function(self, multi_worker):
-        """One training step ``(iterator, stop) -> replicas asking to stop, summed over all workers``.
+        """One training step ``(iterator, stop_requested) -> whether to stop after it``.
 
-        A signal may reach only one worker of a multi-worker run. Reducing the stop flag
-        with the step lets every worker see it after the same step, so all of them save the
-        (collective) checkpoint together instead of one waiting for the others forever.
-        A single process needs no vote: its step stays the plain ``strategy.run`` (whose
-        graph, and so its float results, are those of earlier versions).
+        ``stop_requested`` is a callable reading this process's signal flag. A signal may reach
+        only one worker of a multi-worker run: there the flag is summed over all replicas with
+        the step, so every worker stops after the same step and all of them join the
+        (collective) checkpoint save instead of one waiting for the others forever. A single
+        process reads its flag after the step, and its step stays the plain ``strategy.run``
+        (whose graph, and so its float results, are those of earlier versions).
         """
         model, strategy = self.model, self.strategy
 
@@ -212,12 +213,12 @@ class Trainer:
         jit = self.config.train.jit_compile or None
         if multi_worker:
             voting = tf.function(voting_step_fn, jit_compile=jit)
-            return lambda iterator, stop: float(voting(iterator, tf.constant(1.0 if stop else 0.0)))
+            return lambda iterator, stop_requested: float(voting(iterator, tf.constant(float(stop_requested())))) > 0
         plain = tf.function(step_fn, jit_compile=jit)
 
-        def run_plain(iterator, stop):
+        def run_plain(iterator, stop_requested):
             plain(iterator)
-            return 0.0
+            return stop_requested()
 
         return run_plain
 
@@ -347,7 +348,7 @@ class Trainer:
         step = start
         try:
             while step < total:
-                stop_votes = step_function(iterator, bool(stop_requested))
+                stop = step_function(iterator, lambda: bool(stop_requested))
                 step += 1
                 window_steps += 1
                 values = {name: float(self.model.train_trackers[name].result()) for name in names}
@@ -382,8 +383,7 @@ class Trainer:
                 if interactive or log_now:
                     progbar.update(step, values=shown, finalize=step == total)
                     sys.stdout.flush()
-                # One process stops at once; workers stop after the step where the vote reached all of them.
-                if (stop_votes > 0 or (stop_requested and not multi_worker)) and step < total:
+                if stop and step < total:
                     raise Interrupted()
         except KeyboardInterrupt:
             writer.flush()
