@@ -45,10 +45,10 @@ def warm_paper_step(size, blocks, jit=False):
     config = Config()
     config.data.image_size, config.model.n_blocks = size, blocks
     model = build_model(config)
-    model.compile()
+    model.compile(jit_compile=jit)
     rng = tf.random.Generator.from_seed(0)
     batch = (rng.uniform((1, size, size, 3), -1, 1), rng.uniform((1, size, size, 3), -1, 1))
-    step = tf.function(model.train_step, jit_compile=jit)
+    step = tf.function(model.train_step)
     for _ in range(2):
         float(step(batch)["generator_total"])
     return step, batch

@@ -1,17 +1,14 @@
-import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+from trainrun import (
+    ENV, assert_same_values, checked, finish, latest, paper, pool_state, run_train, run_workers, saved_values,
+    start_workers, wait_for_checkpoint,
+)
 
 MIRRORED_VS_SINGLE = textwrap.dedent('''
     import numpy as np, tensorflow as tf, keras
@@ -27,6 +24,8 @@ MIRRORED_VS_SINGLE = textwrap.dedent('''
                 build_generator("resnet_6blocks", ngf=4, name="generator_ba"),
                 build_discriminator("n_layers", n_layers=2, ndf=4, name="discriminator_a"),
                 build_discriminator("n_layers", n_layers=2, ndf=4, name="discriminator_b"),
+                # No pool here, to isolate the loss scaling: each replica's pool would show the discriminators
+                # other fakes than one device's pool (tests/test_strategies.py runs mirrored with the pool).
                 pool_size=0, lambda_identity=0.5)
             # Plain SGD with a large rate: a gradient summed instead of averaged would show at once.
             model.compile(keras.optimizers.SGD(0.5), keras.optimizers.SGD(0.5))
@@ -62,79 +61,50 @@ def test_mirrored_two_cpu_replicas_match_one_device():
     assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+# The paper preset's losses and networks (pool 50, identity loss on) at 32 px: what users run, not a pool switched off.
+WORKER_ARGS = [*paper("monet2photo"), "--run_dir=run", "--batch_size=2", "--save_every_steps=3",
+               "--sample_every_steps=100", "--deterministic=true"]
 
 
-def _start_workers(tmp_path, steps):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    args = [sys.executable, "-m", "tf_cyclegan.train", f"--steps={steps}", "--run_dir=run", "--strategy=multi_worker",
-            "--batch_size=2", "--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4", "--n_blocks=1",
-            "--pool_size=0", "--max_dataset_size=16", "--save_every_steps=3", "--sample_every_steps=100",
-            "--deterministic=true"]
-    processes = []
-    for index in range(2):
-        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        processes.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
-    return processes
-
-
-def _launch_workers(tmp_path, steps):
-    processes = _start_workers(tmp_path, steps)
-    outputs = [p.communicate(timeout=600) for p in processes]
-    for process, (out, err) in zip(processes, outputs):
-        assert process.returncode == 0, err[-3000:]
-    return outputs
-
-
-def _weights(checkpoint):
-    reader = tf.train.load_checkpoint(checkpoint)
-    # Every saved value: the four networks (saved under the optimizers' paths), Adam moments, step.
-    return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(checkpoint) if n != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+def test_the_readme_mirrored_command_trains_with_the_paper_pool(tmp_path):
+    result = run_train(["--strategy=mirrored", "--cpu_replicas=2", *paper("monet2photo"), "--steps=3",
+                        "--batch_size=4", "--run_dir=run"], tmp_path)
+    checked(result)
+    assert "2 replica(s)" in result.stdout
+    images, count, draws = pool_state(latest(tmp_path / "run" / "checkpoints"))
+    assert images.shape == (2, 50, 32, 32, 3) and count.tolist() == [6, 6] and draws.tolist() == [3, 3]
 
 
 def test_two_workers_train_in_lockstep_and_resume_from_the_chief(tmp_path):
-    _launch_workers(tmp_path, steps=6)
-    chief = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
-    worker = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints" / ".worker_worker_1"))
+    run_workers([*WORKER_ARGS, "--steps=6"], tmp_path)
+    chief = latest(tmp_path / "run" / "checkpoints")
+    worker = latest(tmp_path / "run" / "checkpoints" / ".worker_worker_1")
     assert chief.endswith("ckpt-6") and worker.endswith("ckpt-6")
-    chief_weights, worker_weights = _weights(chief), _weights(worker)
-    assert chief_weights.keys() == worker_weights.keys() and len(chief_weights) > 100
-    for name in chief_weights:
-        np.testing.assert_array_equal(chief_weights[name], worker_weights[name], err_msg=name)
+    # Every saved value (networks, Adam moments, step, both workers' pools) is the same in both checkpoints.
+    chief_values = saved_values(chief, skip=("_CHECKPOINTABLE_OBJECT_GRAPH",))
+    assert len(chief_values) > 100
+    assert_same_values(chief_values, saved_values(worker, skip=("_CHECKPOINTABLE_OBJECT_GRAPH",)))
+    _, count, draws = pool_state(chief)
+    assert count.tolist() == [6, 6] and draws.tolist() == [6, 6]  # one pool per worker's replica, both used
     assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "logs").is_dir()
 
-    outputs = _launch_workers(tmp_path, steps=8)
-    assert all("at step 6/8" in out for out, _ in outputs)
-    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")).endswith("ckpt-8")
+    results = run_workers([*WORKER_ARGS, "--steps=8"], tmp_path)
+    assert all("at step 6/8" in out for _, out, _ in results)
+    _, count, _ = pool_state(latest(tmp_path / "run" / "checkpoints"))
+    assert latest(tmp_path / "run" / "checkpoints").endswith("ckpt-8") and count.tolist() == [8, 8]
 
 
 def test_a_signal_to_one_worker_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path):
-    chief, worker = _start_workers(tmp_path, steps=100000)
+    chief, worker = start_workers([*WORKER_ARGS, "--steps=100000"], tmp_path)
     checkpoints = tmp_path / "run" / "checkpoints"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and tf.train.latest_checkpoint(str(checkpoints)) is None:
-        time.sleep(0.1)  # training is under way once the chief has saved step 3
+    wait_for_checkpoint(checkpoints, 3, [chief, worker])  # training is under way once the chief has saved step 3
     worker.send_signal(signal.SIGINT)  # the non-chief only: the chief must still stop and save with it
-    try:
-        outputs = [p.communicate(timeout=300) for p in (chief, worker)]
-    finally:
-        for process in (chief, worker):
-            process.kill()
-    assert [p.returncode for p in (chief, worker)] == [130, 130], [err[-2000:] for _, err in outputs]
-    last = [err.strip().splitlines()[-1] for _, err in outputs]
+    results = finish([chief, worker], timeout=300)
+    assert [code for code, _, _ in results] == [130, 130], [err[-2000:] for _, _, err in results]
+    last = [err.strip().splitlines()[-1] for _, _, err in results]
     assert "(another worker was interrupted)" in last[0] and "another worker" not in last[1], last
     steps = [int(line.split("interrupted at step ")[1].split("/")[0]) for line in last]
     assert steps[0] == steps[1] >= 3, last
-    saved_chief = tf.train.latest_checkpoint(str(checkpoints))
-    saved_worker = tf.train.latest_checkpoint(str(checkpoints / ".worker_worker_1"))
-    assert saved_chief.endswith(f"ckpt-{steps[0]}") and saved_worker.endswith(f"ckpt-{steps[0]}")
-    assert all("Traceback" not in err for _, err in outputs)
+    assert latest(checkpoints).endswith(f"ckpt-{steps[0]}")
+    assert latest(checkpoints / ".worker_worker_1").endswith(f"ckpt-{steps[0]}")
+    assert all("Traceback" not in err for _, _, err in results)

@@ -83,6 +83,7 @@ def test_evaluate_direction_with_a_tiny_feature_network():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("evalrun")
+    # --max_dataset_size=8 only makes an epoch 8 steps long, so that --eval_every=1 evaluates within the run.
     result = subprocess.run(
         [sys.executable, "-m", "tf_cyclegan.train", "--steps=8", "--run_dir=run", "--image_size=32",
          "--load_size=36", "--ngf=4", "--ndf=4", "--n_blocks=1", "--max_dataset_size=8", "--eval_every=1",

@@ -74,6 +74,40 @@ def test_pool_handles_batches_and_is_deterministic_under_a_seed():
     assert results[0][0].tolist() == [0.0, 0.5]
 
 
+def reference_query(stored, count, images, coins, slots):
+    """The PyTorch reference's ImagePool.query, image by image, with given coins and slots."""
+    stored, outputs = stored.copy(), []
+    for image, coin, slot in zip(images, coins, slots):
+        if count < len(stored):
+            stored[count] = image
+            count += 1
+            outputs.append(image)
+        elif coin > 0.5:
+            outputs.append(stored[slot].copy())
+            stored[slot] = image
+        else:
+            outputs.append(image)
+    return np.stack(outputs), stored, count
+
+
+def test_pool_batches_match_the_reference_loop_image_by_image():
+    # Batches that straddle "full", repeat a slot within a batch and mix swaps with keeps: the cases where a
+    # vectorised query could differ from the reference's sequential loop.
+    rng = np.random.default_rng(0)
+    pool = HistoryPool(3, (2, 2, 3))
+    stored, count = np.zeros((3, 2, 2, 3), np.float32), 0
+    for query in range(40):
+        batch = int(rng.integers(1, 6))
+        images = rng.uniform(-1, 1, (batch, 2, 2, 3)).astype(np.float32)
+        coins = rng.uniform(size=batch).astype(np.float32)
+        slots = rng.integers(0, 2 if query % 2 else 3, size=batch).astype(np.int32)
+        got = pool._query(tf.constant(images), tf.constant(coins), tf.constant(slots)).numpy()
+        expected, stored, count = reference_query(stored, count, images, coins, slots)
+        np.testing.assert_array_equal(got, expected, err_msg=f"query {query}")
+        np.testing.assert_array_equal(pool.images.numpy(), stored, err_msg=f"query {query}")
+        assert int(pool.count.numpy()) == count
+
+
 def test_pool_size_zero_is_a_pass_through():
     pool = HistoryPool(0, (2, 2, 3))
     x = _batch(3, n=2)
@@ -91,6 +125,24 @@ def test_pool_contents_are_checkpointed(tmp_path):
     np.testing.assert_array_equal(restored.images.numpy(), pool.images.numpy())
     assert int(restored.draws.numpy()) == 5
     np.testing.assert_array_equal(restored(_batch(9)).numpy(), pool(_batch(9)).numpy())
+    # Saved with a leading replica axis (one replica here), so any replica count can restore it.
+    assert dict(tf.train.list_variables(path))["pool/images/.ATTRIBUTES/VARIABLE_VALUE"] == [1, 2, 2, 2, 3]
+
+
+def test_a_pool_saved_before_the_replica_axis_still_restores(tmp_path):
+    pool = HistoryPool(2, (2, 2, 3), seed=1)
+    for i in range(3):
+        pool(_batch(i))
+    old = tf.Module()  # how pools were saved until replicas got their own: plain variables
+    old.images, old.count, old.draws = (tf.Variable(v.numpy()) for v in (pool.images, pool.count, pool.draws))
+    path = tf.train.Checkpoint(pool=old).save(str(tmp_path / "ckpt"))
+    restored = HistoryPool(2, (2, 2, 3), seed=1)
+    tf.train.Checkpoint(pool=restored).restore(path).assert_consumed()
+    np.testing.assert_array_equal(restored.images.numpy(), pool.images.numpy())
+    assert int(restored.count.numpy()) == 2 and int(restored.draws.numpy()) == 3
+    resized = HistoryPool(3, (2, 2, 3))
+    with pytest.raises(ValueError, match="changed pool_size"):
+        tf.train.Checkpoint(pool=resized).restore(path)
 
 
 def test_linear_decay_boundaries_and_serialization():

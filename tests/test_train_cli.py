@@ -13,7 +13,7 @@ import tensorflow as tf
 from tf_cyclegan import config as config_lib
 
 TINY = [
-    "--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4", "--n_blocks=1", "--pool_size=4",
+    "--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4", "--n_blocks=1",
     "--log_every_steps=2", "--sample_every_steps=3", "--save_every_steps=2", "--num_samples=2",
 ]
 
@@ -63,7 +63,7 @@ def test_cli_trains_and_writes_a_complete_run_directory(tmp_path):
 
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     common = ["--steps=120", "--deterministic=true", "--seed=5", "--save_every_steps=10", "--sample_every_steps=1000",
-              *TINY[:6]]
+              *TINY[:5]]
     straight = run_cli([*common, "--run_dir=straight"], cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
@@ -100,7 +100,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
 def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "tf_cyclegan.train", "--steps=100000", "--save_every_steps=100000",
-               "--run_dir=run", *TINY[:6], "--sample_every_steps=1"]
+               "--run_dir=run", *TINY[:5], "--sample_every_steps=1"]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.monotonic() + 240
@@ -175,7 +175,7 @@ def test_dataset_name_picks_its_preset_and_flags_override_it():
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
     # An absurd learning rate blows the weights up after the first update, so step 2's losses are not finite.
     result = run_cli(["--steps=20", "--run_dir=run", "--lr=1e12", "--save_every_steps=1", "--sample_every_steps=100",
-                      *TINY[:6]], cwd=tmp_path)
+                      *TINY[:5]], cwd=tmp_path)
     assert result.returncode == 1
     lines = [l for l in result.stderr.splitlines() if "tf_cyclegan.train: error:" in l]
     assert len(lines) == 1 and "became" in lines[0] and "stopped without saving" in lines[0], result.stderr[-1500:]

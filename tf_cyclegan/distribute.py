@@ -36,6 +36,11 @@ def make_strategy(name, cpu_replicas=0):
     return tf.distribute.get_strategy()
 
 
+def has_accelerator():
+    """True when a GPU or TPU is visible to this process."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def is_chief(strategy):
     """True for the process that writes checkpoints, logs and samples."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -36,7 +36,8 @@ class NearestUpsampling2D(keras.layers.Layer):
     """Repeats every pixel ``factor`` × ``factor`` times (NHWC).
 
     Same values as ``keras.layers.UpSampling2D(interpolation="nearest")``, but one ResizeNearestNeighbor op:
-    Keras's repeat/reshape version leaves the following convolution unconvertible to TFLite.
+    Keras's repeat/reshape version leaves the following convolution unconvertible to TFLite. Its gradient
+    is the sum over each ``factor`` × ``factor`` block (XLA has no ResizeNearestNeighborGrad kernel).
     """
 
     def __init__(self, factor=2, **kwargs):
@@ -44,8 +45,7 @@ class NearestUpsampling2D(keras.layers.Layer):
         self.factor = int(factor)
 
     def call(self, inputs):
-        size = tf.shape(inputs)[1:3] * self.factor
-        return tf.image.resize(inputs, size, method="nearest")
+        return nearest_upsample(inputs, self.factor)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -54,6 +54,22 @@ class NearestUpsampling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+def nearest_upsample(inputs, factor):
+    """Nearest-neighbour upsampling by an integer ``factor`` with a block-sum gradient."""
+
+    @tf.custom_gradient
+    def upsample(x):
+        shape = tf.shape(x)
+
+        def grad(dy):
+            blocks = tf.reshape(dy, [shape[0], shape[1], factor, shape[2], factor, shape[3]])
+            return tf.reduce_sum(blocks, axis=[2, 4])
+
+        return tf.image.resize(x, shape[1:3] * factor, method="nearest"), grad
+
+    return upsample(inputs)
 
 
 def narrow_conv2d(inputs, kernel):

@@ -13,6 +13,29 @@ TRAIN_METRICS = (
 TEST_METRICS = ("cycle_l1_a", "cycle_l1_b", "identity_l1_a", "identity_l1_b")
 
 
+def _apply(optimizer, grads, variables):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        grads = _agree_on_overflow(grads)
+    optimizer.apply_gradients(zip(grads, variables))
+
+
+def _agree_on_overflow(grads):
+    """Makes every replica's gradients non-finite when any replica's are.
+
+    Keras's LossScaleOptimizer decides whether to skip an update from local, not yet
+    all-reduced gradients (the first replica's, or each replica its own): an overflow
+    on another replica then reached the weights as NaN (seen with mixed_float16 on two
+    replicas). One all-reduced flag makes every replica skip the same updates.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+    overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+    poison = tf.where(overflowed > 0, float("inf"), 0.0)
+    return [g if g is None else g + tf.cast(poison, g.dtype) for g in grads]
+
+
 @keras.saving.register_keras_serializable(package="tf_cyclegan")
 class CycleGAN(keras.Model):
     """CycleGAN (Zhu et al. 2017) as a Keras model with its own ``train_step``.
@@ -77,12 +100,18 @@ class CycleGAN(keras.Model):
         self.test_trackers = {name: keras.metrics.Mean(name=name) for name in TEST_METRICS}
         self.built = True  # the four networks are built functional models
 
-    def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
+    def compile(self, generator_optimizer=None, discriminator_optimizer=None, jit_compile=False, **kwargs):
         """Takes one optimizer for both generators and one for both discriminators.
 
         Defaults are the paper's Adam(2e-4, beta_1=0.5). Under a ``mixed_float16``
-        policy each optimizer is wrapped in a ``LossScaleOptimizer``.
+        policy each optimizer is wrapped in a ``LossScaleOptimizer``. ``jit_compile``
+        XLA-compiles the step's two gradient computations (under any strategy: the
+        optimizer updates, whose all-reduce XLA cannot hold on every device kind, and
+        the history pools stay outside).
         """
+        compiled = (lambda fn: tf.function(fn, jit_compile=True)) if jit_compile else (lambda fn: fn)
+        self._generator_pass = compiled(self.generator_gradients)
+        self._discriminator_pass = compiled(self.discriminator_gradients)
         self.generator_optimizer = self._maybe_loss_scale(
             generator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5), "generator_optimizer"
         )
@@ -90,7 +119,7 @@ class CycleGAN(keras.Model):
             discriminator_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5), "discriminator_optimizer"
         )
         # Keras's own ``optimizer`` (whose iterations fit() and callbacks count) is the generators' one.
-        super().compile(optimizer=self.generator_optimizer, **kwargs)
+        super().compile(optimizer=self.generator_optimizer, jit_compile=False, **kwargs)
         # Creating the optimizer slots now, not inside the first traced step, saves a full retrace.
         self.generator_optimizer.build(self.generator_variables)
         self.discriminator_optimizer.build(self.discriminator_variables)
@@ -140,10 +169,26 @@ class CycleGAN(keras.Model):
         """One generator update then one discriminator update, as the reference.
 
         Losses are per-replica means divided once by the replica count, because
-        the optimizers sum gradients across replicas.
+        the optimizers sum gradients across replicas. With ``jit_compile`` the two
+        gradient computations are XLA-compiled; the updates (which all-reduce
+        across replicas) and the history pools run outside them.
         """
         real_a, real_b = self._unpack(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        grads, fake_a, fake_b, values = self._generator_pass(real_a, real_b, replicas)
+        _apply(self.generator_optimizer, grads, self.generator_variables)
+        pooled_fake_a = self.pool_a(fake_a)
+        pooled_fake_b = self.pool_b(fake_b)
+        step = tf.cast(self.discriminator_optimizer.iterations, tf.int64)
+        grads, disc_values = self._discriminator_pass(real_a, real_b, pooled_fake_a, pooled_fake_b, step, replicas)
+        _apply(self.discriminator_optimizer, grads, self.discriminator_variables)
+        values.update(disc_values)
+        for name, value in values.items():
+            self.train_trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.train_trackers.items()}
+
+    def generator_gradients(self, real_a, real_b, replicas):
+        """The generators' losses and gradients: (grads, fake_a, fake_b, losses)."""
         kind = self.gan_loss
         with tf.GradientTape() as tape:
             fake_b = self.generator_ab(real_a, training=True)
@@ -164,13 +209,16 @@ class CycleGAN(keras.Model):
                 identity_a = identity_b = tf.constant(0.0)
             generator_total = gan_ab + gan_ba + cycle_a + cycle_b + identity_a + identity_b
             scaled = self.generator_optimizer.scale_loss(generator_total / replicas)
-        generator_variables = self.generator_variables
-        grads = tape.gradient(scaled, generator_variables)
-        self.generator_optimizer.apply_gradients(zip(grads, generator_variables))
+        grads = tape.gradient(scaled, self.generator_variables)
+        values = dict(
+            gan_ab=gan_ab, gan_ba=gan_ba, cycle_a=cycle_a, cycle_b=cycle_b, identity_a=identity_a,
+            identity_b=identity_b, generator_total=generator_total,
+        )
+        return grads, fake_a, fake_b, values
 
-        pooled_fake_a = self.pool_a(fake_a)
-        pooled_fake_b = self.pool_b(fake_b)
-        step = tf.cast(self.discriminator_optimizer.iterations, tf.int64)
+    def discriminator_gradients(self, real_a, real_b, pooled_fake_a, pooled_fake_b, step, replicas):
+        """The discriminators' losses and gradients against (pooled) fakes: (grads, losses)."""
+        kind = self.gan_loss
         with tf.GradientTape() as tape:
             disc_a = losses.discriminator_loss(
                 kind, self.discriminator_a(real_a, training=True), self.discriminator_a(pooled_fake_a, training=True)
@@ -179,24 +227,14 @@ class CycleGAN(keras.Model):
                 kind, self.discriminator_b(real_b, training=True), self.discriminator_b(pooled_fake_b, training=True)
             )
             disc_total = disc_a + disc_b
+            values = dict(disc_a=disc_a, disc_b=disc_b)
             if kind == "wgangp":
                 penalty_a = losses.gradient_penalty(self.discriminator_a, real_a, pooled_fake_a, tf.stack([self.seed, step * 2]))
                 penalty_b = losses.gradient_penalty(self.discriminator_b, real_b, pooled_fake_b, tf.stack([self.seed, step * 2 + 1]))
                 disc_total += self.lambda_gp * (penalty_a + penalty_b)
+                values.update(gradient_penalty_a=penalty_a, gradient_penalty_b=penalty_b)
             scaled = self.discriminator_optimizer.scale_loss(disc_total / replicas)
-        discriminator_variables = self.discriminator_variables
-        grads = tape.gradient(scaled, discriminator_variables)
-        self.discriminator_optimizer.apply_gradients(zip(grads, discriminator_variables))
-
-        values = dict(
-            gan_ab=gan_ab, gan_ba=gan_ba, cycle_a=cycle_a, cycle_b=cycle_b, identity_a=identity_a,
-            identity_b=identity_b, generator_total=generator_total, disc_a=disc_a, disc_b=disc_b,
-        )
-        if kind == "wgangp":
-            values.update(gradient_penalty_a=penalty_a, gradient_penalty_b=penalty_b)
-        for name, value in values.items():
-            self.train_trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.train_trackers.items()}
+        return tape.gradient(scaled, self.discriminator_variables), values
 
     def test_step(self, data):
         """Unweighted cycle and identity L1 on held-out pairs of unpaired batches."""
