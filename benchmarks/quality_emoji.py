@@ -35,21 +35,21 @@ def main():
     import numpy as np
     from PIL import Image
 
-    from tf_cyclegan import cli
     from tf_cyclegan import config as config_lib
     from tf_cyclegan import data as data_lib
-    from tf_cyclegan import evaluate
-    from tf_cyclegan.trainer import Trainer, restore_generators, run_checkpoint
+    from tf_cyclegan import evaluator as evaluate
+    from tf_cyclegan import factory, run
+    from tf_cyclegan.trainer import Trainer
 
     if args.from_run:
         try:
-            config = cli.read_run_config(args.from_run)
+            config = run.read_config(args.from_run)
         except config_lib.ConfigError as error:
             sys.exit(str(error).replace("--run_dir", "--from_run", 1))
-        checkpoint = run_checkpoint(args.from_run)
+        checkpoint = run.run_checkpoint(args.from_run)
         if not checkpoint:
             sys.exit(f"--from_run: {args.from_run} has no checkpoint")
-        generator_ab, generator_ba = restore_generators(config, checkpoint)
+        generator_ab, generator_ba = factory.restore_generators(config, checkpoint)
         trained = f"{checkpoint} (trained on {config.data.dataset})"
         config.data.dataset, config.data.domain_a, config.data.domain_b = args.data, "", ""
     else:

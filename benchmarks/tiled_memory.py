@@ -27,7 +27,7 @@ def main():
     import tensorflow as tf
 
     from tf_cyclegan import build_generator
-    from tf_cyclegan.translate import Translator
+    from tf_cyclegan.translator import Translator
 
     generator = build_generator(args.generator)
     translator = Translator(generator)

@@ -40,7 +40,7 @@ def warm_paper_step(size, blocks, jit=False):
     import tensorflow as tf
 
     from tf_cyclegan.config import Config
-    from tf_cyclegan.trainer import build_model
+    from tf_cyclegan.factory import build_model
 
     config = Config()
     config.data.image_size, config.model.n_blocks = size, blocks

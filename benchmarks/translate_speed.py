@@ -26,7 +26,7 @@ def build(workdir, kind, size):
     import tensorflow as tf
 
     from tf_cyclegan import build_generator
-    from tf_cyclegan.export import convert_tflite, make_serving_archive
+    from tf_cyclegan.exporter import convert_tflite, make_serving_archive
 
     keras.utils.set_random_seed(0)
     generator = build_generator(kind)

@@ -230,7 +230,10 @@ def test_bundled_emoji_sample_is_rgba_composited_on_white():
     np.testing.assert_allclose(corners, 1.0, atol=1e-3)  # transparent corners become white (1.0 in [-1, 1])
 
 
-def test_offline_tfds_download_fails_fast_with_a_helpful_message(tmp_path):
+def test_offline_tfds_download_fails_fast_with_a_helpful_message(tmp_path, monkeypatch):
+    import tf_cyclegan.data.sources as sources
+
+    monkeypatch.setattr(sources, "host_reachable", lambda *args, **kwargs: False)  # offline, whatever the machine
     started = time.monotonic()
     with pytest.raises(DataError) as error:
         resolve(DataConfig(dataset="cycle_gan/horse2zebra", data_dir=str(tmp_path)))

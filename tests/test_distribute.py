@@ -20,12 +20,12 @@ MIRRORED_VS_SINGLE = textwrap.dedent('''
         with scope_strategy.scope():
             keras.utils.set_random_seed(7)
             model = CycleGAN(
-                build_generator("resnet_6blocks", ngf=4, name="generator_ab"),
-                build_generator("resnet_6blocks", ngf=4, name="generator_ba"),
+                build_generator("resnet_1blocks", ngf=4, name="generator_ab"),
+                build_generator("resnet_1blocks", ngf=4, name="generator_ba"),
                 build_discriminator("n_layers", n_layers=2, ndf=4, name="discriminator_a"),
                 build_discriminator("n_layers", n_layers=2, ndf=4, name="discriminator_b"),
-                # No pool here, to isolate the loss scaling: each replica's pool would show the discriminators
-                # other fakes than one device's pool (tests/test_strategies.py runs mirrored with the pool).
+                # No pool, to isolate the loss scaling: each replica's pool would show the discriminators other
+                # fakes than one device's pool (the pools under a strategy: the next test and test_strategies.py).
                 pool_size=0, lambda_identity=0.5)
             # Plain SGD with a large rate: a gradient summed instead of averaged would show at once.
             model.compile(keras.optimizers.SGD(0.5), keras.optimizers.SGD(0.5))
@@ -61,11 +61,44 @@ def test_mirrored_two_cpu_replicas_match_one_device():
     assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
 
 
+POOLS_UNDER_MIRRORED = textwrap.dedent('''
+    import sys
+    import numpy as np, tensorflow as tf
+    from tf_cyclegan.distribute import make_strategy
+    from tf_cyclegan.pool import HistoryPool
+
+    strategy = make_strategy("mirrored", cpu_replicas=2)
+    with strategy.scope():
+        pool = HistoryPool(3, (1, 1, 1), seed=5)
+    query = tf.function(lambda images: strategy.run(pool, args=(images,)))
+    for i in range(5):  # two images per replica and query: replica r's images are 10 * i + r
+        batch = tf.constant([10.0 * i, 10.0 * i, 10.0 * i + 1, 10.0 * i + 1])[:, None, None, None]
+        for images in strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch)):
+            query(images)
+    stored = [np.sort(v.numpy().ravel()) for v in pool.images.values]
+    print("COUNTS", [int(v.numpy()) for v in pool.count.values], "DRAWS", [int(v.numpy()) for v in pool.draws.values])
+    print("OWN", all(s % 10 == r for r, values in enumerate(stored) for s in values))
+    path = tf.train.Checkpoint(pool=pool).save(sys.argv[1])
+    print("SAVED", tf.train.load_checkpoint(path).get_tensor("pool/images/.ATTRIBUTES/VARIABLE_VALUE").shape)
+''')
+
+
+def test_each_replica_keeps_and_saves_its_own_pool(tmp_path):
+    result = subprocess.run([sys.executable, "-c", POOLS_UNDER_MIRRORED, str(tmp_path / "ckpt")], env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert lines["COUNTS"] == "COUNTS [3, 3] DRAWS [5, 5]"
+    assert lines["OWN"] == "OWN True"  # a replica's pool holds only its own fakes
+    assert lines["SAVED"] == "SAVED (2, 3, 1, 1, 1)"  # the checkpoint holds both replicas' pools
+
+
 # The paper preset's losses and networks (pool 50, identity loss on) at 32 px: what users run, not a pool switched off.
 WORKER_ARGS = [*paper("monet2photo"), "--run_dir=run", "--batch_size=2", "--save_every_steps=3",
                "--sample_every_steps=100", "--deterministic=true"]
 
 
+@pytest.mark.slow
 def test_the_readme_mirrored_command_trains_with_the_paper_pool(tmp_path):
     result = run_train(["--strategy=mirrored", "--cpu_replicas=2", *paper("monet2photo"), "--steps=3",
                         "--batch_size=4", "--run_dir=run"], tmp_path)
@@ -75,10 +108,11 @@ def test_the_readme_mirrored_command_trains_with_the_paper_pool(tmp_path):
     assert images.shape == (2, 50, 32, 32, 3) and count.tolist() == [6, 6] and draws.tolist() == [3, 3]
 
 
-def test_two_workers_train_in_lockstep_and_resume_from_the_chief(tmp_path):
+@pytest.mark.slow
+def test_two_workers_train_in_lockstep_resume_from_the_chief_and_stop_together_on_one_signal(tmp_path):
     run_workers([*WORKER_ARGS, "--steps=6"], tmp_path)
-    chief = latest(tmp_path / "run" / "checkpoints")
-    worker = latest(tmp_path / "run" / "checkpoints" / ".worker_worker_1")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    chief, worker = latest(checkpoints), latest(checkpoints / ".worker_worker_1")
     assert chief.endswith("ckpt-6") and worker.endswith("ckpt-6")
     # Every saved value (networks, Adam moments, step, both workers' pools) is the same in both checkpoints.
     chief_values = saved_values(chief, skip=("_CHECKPOINTABLE_OBJECT_GRAPH",))
@@ -88,23 +122,17 @@ def test_two_workers_train_in_lockstep_and_resume_from_the_chief(tmp_path):
     assert count.tolist() == [6, 6] and draws.tolist() == [6, 6]  # one pool per worker's replica, both used
     assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "logs").is_dir()
 
-    results = run_workers([*WORKER_ARGS, "--steps=8"], tmp_path)
-    assert all("at step 6/8" in out for _, out, _ in results)
-    _, count, _ = pool_state(latest(tmp_path / "run" / "checkpoints"))
-    assert latest(tmp_path / "run" / "checkpoints").endswith("ckpt-8") and count.tolist() == [8, 8]
-
-
-def test_a_signal_to_one_worker_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path):
-    chief, worker = start_workers([*WORKER_ARGS, "--steps=100000"], tmp_path)
-    checkpoints = tmp_path / "run" / "checkpoints"
-    wait_for_checkpoint(checkpoints, 3, [chief, worker])  # training is under way once the chief has saved step 3
-    worker.send_signal(signal.SIGINT)  # the non-chief only: the chief must still stop and save with it
-    results = finish([chief, worker], timeout=300)
+    processes = start_workers([*WORKER_ARGS, "--steps=100000"], tmp_path)
+    wait_for_checkpoint(checkpoints, 9, processes)  # resumed and training
+    processes[1].send_signal(signal.SIGINT)  # the non-chief only: the chief must still stop and save with it
+    results = finish(processes, timeout=300)
     assert [code for code, _, _ in results] == [130, 130], [err[-2000:] for _, _, err in results]
+    assert all("ckpt-6 at step 6/100000" in out for _, out, _ in results)
     last = [err.strip().splitlines()[-1] for _, _, err in results]
     assert "(another worker was interrupted)" in last[0] and "another worker" not in last[1], last
     steps = [int(line.split("interrupted at step ")[1].split("/")[0]) for line in last]
-    assert steps[0] == steps[1] >= 3, last
+    assert steps[0] == steps[1] >= 9, last
     assert latest(checkpoints).endswith(f"ckpt-{steps[0]}")
     assert latest(checkpoints / ".worker_worker_1").endswith(f"ckpt-{steps[0]}")
+    assert pool_state(latest(checkpoints))[1].tolist() == [min(50, steps[0])] * 2
     assert all("Traceback" not in err for _, _, err in results)

@@ -1,14 +1,17 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_cyclegan import metrics
-from tf_cyclegan.evaluate import FeatureNetwork, evaluate_direction, format_table
+from tf_cyclegan.evaluator import FeatureNetwork, evaluate_direction, format_table
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -74,50 +77,66 @@ def test_evaluate_direction_with_a_tiny_feature_network():
     assert result["translation"] == result["identity_baseline"] | {"cycle_l1": 0.0}
     assert result["translation"]["l1"] == pytest.approx(0.1, abs=0.01)
     assert {"kid", "fid", "psnr", "ssim", "cycle_l1"} <= set(result["translation"])
-    self_scores = evaluate_direction(identity, None, target, target, ["x"] * 0 + [str(i) for i in range(12)],
-                                     [str(i) for i in range(12)], features=_tiny_features())
+    labels = [str(i) for i in range(12)]
+    self_scores = evaluate_direction(identity, None, target, target, labels, labels, features=_tiny_features())
     assert abs(self_scores["translation"]["fid"]) < 1e-4 and self_scores["translation"]["l1"] == 0.0
     assert "identity_baseline" in format_table({"a2b": result})
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evalrun")
-    # --max_dataset_size=8 only makes an epoch 8 steps long, so that --eval_every=1 evaluates within the run.
-    result = subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.train", "--steps=8", "--run_dir=run", "--image_size=32",
-         "--load_size=36", "--ngf=4", "--ndf=4", "--n_blocks=1", "--max_dataset_size=8", "--eval_every=1",
-         "--max_eval_images=6", "--sample_every_steps=100"],
-        cwd=root, env=ENV, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return root / "run", result.stdout
-
-
 def test_training_keeps_a_best_checkpoint(tiny_run):
-    run, stdout = tiny_run
+    run = tiny_run.path
+    # The first evaluation always makes a best; the second replaces it only if it scores higher.
+    assert "eval at step 4" in tiny_run.stdout and "eval at step 8" in tiny_run.stdout
+    assert "; new best a2b/psnr" in [line for line in tiny_run.stdout.splitlines() if "eval at step 4" in line][0]
     record = json.loads((run / "best" / "best.json").read_text())
-    assert record["metric"] == "a2b/psnr" and record["step"] in (8,) or record["step"] % 8 == 0
-    assert (run / "best" / "checkpoint").is_file()
-    assert "eval at step 8" in stdout and "best" in stdout
+    assert record["metric"] == "a2b/psnr" and record["step"] in (4, 8)
+    assert tf.train.latest_checkpoint(str(run / "best")).endswith(f"ckpt-{record['step']}")
 
 
-def test_evaluate_cli_offline_reports_paired_metrics_and_says_why_kid_is_missing(tiny_run):
-    run, _ = tiny_run
-    result = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}"], env=ENV,
-                            capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("recorded, replaced", [(1e9, False), (-1e9, True)])
+def test_a_resumed_run_reads_best_json_and_replaces_it_only_when_beaten(tiny_run, tmp_path, recorded, replaced):
+    from tf_cyclegan import data as data_lib
+    from tf_cyclegan import run as run_lib
+    from tf_cyclegan.evaluator import PeriodicEvaluation
+
+    shutil.copytree(tiny_run.path, tmp_path / "run")
+    config = run_lib.read_config(tmp_path / "run")
+    run_lib.write_best(config.run_dir, {"metric": "a2b/psnr", "value": recorded, "step": 8})
+    identity = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Identity()])
+    model = types.SimpleNamespace(generator_ab=identity, generator_ba=identity)
+    pipeline = data_lib.prepare(config.data, 1, report=lambda line: None)
+    lines = []
+    evaluation = PeriodicEvaluation(config, pipeline, tf.train.Checkpoint(step=tf.Variable(12)), True, lines.append)
+    evaluation(model, 12, tf.summary.create_noop_writer())  # had best.json not been read, this would be a new best
+    assert lines[0].startswith("eval at step 12") and ("new best" in lines[0]) == replaced
+    record = run_lib.read_best(config.run_dir)
+    assert (record["step"], record["value"] == recorded) == ((12, False) if replaced else (8, True))
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "best")).endswith("ckpt-12" if replaced else "ckpt-8")
+
+
+def test_evaluate_cli_reports_paired_metrics_and_says_why_kid_is_missing(tiny_run, tmp_path):
+    run = tiny_run.path
+    missing = tmp_path / "no_such_inception.h5"  # no KID/FID features, whatever the network or the Keras cache hold
+    result = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--direction=a2b",
+                             f"--inception_weights={missing}"], env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((run / "eval.json").read_text())
-    assert report["feature_network"] is None and "inception_weights" in report["notes"][0]
-    for direction in ("a2b", "b2a"):
-        assert {"l1", "psnr", "ssim", "cycle_l1"} <= set(report[direction]["translation"])
-        assert report[direction]["identity_baseline"]["cycle_l1"] == 0.0
-    assert "identity_baseline" in result.stdout
+    assert report["feature_network"] is None and str(missing) in report["notes"][0] and "b2a" not in report
+    assert {"l1", "psnr", "ssim", "cycle_l1"} <= set(report["a2b"]["translation"])
+    assert 0 < report["a2b"]["translation"]["cycle_l1"] < 2
+    assert "identity_baseline" in result.stdout and "note: --inception_weights: no such file" in result.stderr
     assert any(p.name.startswith("events") for p in (run / "logs" / "eval").iterdir())
-    paired_only = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}",
-                                  "--metrics=paired,cycle", "--direction=a2b"], env=ENV, capture_output=True,
-                                 text=True, timeout=300)
-    assert paired_only.returncode == 0, paired_only.stderr[-2000:]
-    assert "b2a" not in json.loads((run / "eval.json").read_text())
     bad = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--metrics=foo"],
                          env=ENV, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--metrics: 'foo'" in bad.stderr
+
+
+def test_inception_features_offline_without_a_cached_copy_say_how_to_get_them(tmp_path, monkeypatch):
+    from tf_cyclegan import evaluator
+
+    import tf_cyclegan.data.sources as sources
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
+    monkeypatch.setattr(sources, "host_reachable", lambda *args, **kwargs: False)  # offline, whatever the machine
+    with pytest.raises(evaluator.FeaturesUnavailable, match="--inception_weights=PATH"):
+        evaluator.inception_features("")

@@ -154,3 +154,23 @@ def test_linear_decay_boundaries_and_serialization():
     clone = LinearDecay.from_config(schedule.get_config())
     assert float(clone(175)) == pytest.approx(float(schedule(175)))
     assert float(LinearDecay(1e-3, 10, 0)(50)) == pytest.approx(1e-3)
+
+
+def test_run_settings_put_the_process_state_back():
+    import random
+
+    import keras
+    from tensorflow.python.framework import config as tf_config
+
+    from tf_cyclegan.runtime import run_settings
+
+    random.seed(11)
+    expected_draw = random.random()
+    random.seed(11)
+    with run_settings(seed=3, deterministic=True, precision="mixed_bfloat16"):
+        assert keras.mixed_precision.dtype_policy().name == "mixed_bfloat16"
+        assert tf_config.is_op_determinism_enabled()
+        random.random()
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+    assert not tf_config.is_op_determinism_enabled()
+    assert random.random() == expected_draw  # Python's random stream continues where it was

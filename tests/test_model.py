@@ -3,10 +3,10 @@ import keras
 import pytest
 import tensorflow as tf
 
-from tf_cyclegan import CycleGAN, build_discriminator, build_generator
+from tf_cyclegan import CycleGAN, build_discriminator, build_generator, metrics
 
 
-def tiny_cyclegan(size=16, pool_size=50, gan_loss="lsgan", lambda_identity=0.5, ngf=4, kind="resnet_6blocks"):
+def tiny_cyclegan(size=16, pool_size=50, gan_loss="lsgan", lambda_identity=0.5, ngf=4, kind="resnet_1blocks"):
     model = CycleGAN(
         build_generator(kind, ngf=ngf, name="generator_ab"),
         build_generator(kind, ngf=ngf, name="generator_ba"),
@@ -30,7 +30,8 @@ def test_one_step_updates_all_four_networks_with_finite_losses(gan_loss):
     model = tiny_cyclegan(gan_loss=gan_loss)
     networks = [model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b]
     before = [[w.numpy().copy() for w in net.trainable_weights] for net in networks]
-    logs = tf.function(model.train_step)((_images(2), _images(2, seed=1)))
+    # Eager: the same train_step the trainer compiles (the CLI tests run it compiled), without ~20 s of tracing.
+    logs = model.train_step((_images(2), _images(2, seed=1)))
     for net, weights in zip(networks, before):
         changed = [
             not np.array_equal(w.numpy(), old)
@@ -49,11 +50,12 @@ def test_one_step_updates_all_four_networks_with_finite_losses(gan_loss):
 
 
 def test_plain_keras_fit_and_evaluate_and_call():
-    model = tiny_cyclegan(lambda_identity=0.0)
+    model = tiny_cyclegan()
     data = tf.data.Dataset.from_tensor_slices((_images(4), _images(4, seed=1))).batch(2, drop_remainder=True)
     history = model.fit(data, epochs=2, verbose=0)
     assert len(history.history["cycle_a"]) == 2
-    assert history.history["identity_a"] == [0.0, 0.0]
+    assert all(value > 0 for value in history.history["identity_a"])
+    assert int(model.pool_a.count.numpy()) == 8 and int(model.generator_optimizer.iterations.numpy()) == 4
     results = model.evaluate(data, return_dict=True, verbose=0)
     assert set(results) == {"cycle_l1_a", "cycle_l1_b", "identity_l1_a", "identity_l1_b"}
     x = _images(1, size=19)
@@ -100,8 +102,7 @@ def _permutation_task(n, size, seed):
 
 
 def _psnr(x, y):
-    mse = np.mean(((x - y) / 2.0) ** 2)
-    return 10 * np.log10(1.0 / mse)
+    return metrics.psnr((x + 1) / 2, (y + 1) / 2)  # images in [-1, 1]
 
 
 @pytest.mark.slow
@@ -111,7 +112,7 @@ def test_it_learns_a_known_unpaired_mapping():
     train_a = _permutation_task(256, size, seed=1)
     train_b = rotate(_permutation_task(256, size, seed=2))  # unpaired: different source images
     test_a = _permutation_task(32, size, seed=3)
-    model = tiny_cyclegan(size=size, ngf=16, lambda_identity=0.0)
+    model = tiny_cyclegan(size=size, ngf=16, lambda_identity=0.0, kind="resnet_6blocks")
     data = (
         tf.data.Dataset.from_tensor_slices((train_a, train_b))
         .shuffle(256, seed=0)
@@ -137,7 +138,7 @@ def test_mixed_precision_step(policy):
         x = _images(2, size=16)
         assert model.generator_ab(x).dtype == "float32"  # tanh output and losses stay float32
         before = model.generator_ab.get_layer("r0_conv1").kernel.numpy().copy()
-        step = tf.function(model.train_step)
+        step = model.train_step  # eager, as in the one-step test above; the CLI matrix runs it compiled
         # float16 loss scaling starts high and skips overflowing steps while it backs off.
         for _ in range(30):
             logs = step((x, _images(2, size=16, seed=1)))

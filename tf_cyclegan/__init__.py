@@ -5,10 +5,6 @@ report mistakes without paying for a TensorFlow import first.
 """
 
 import importlib
-import os
-
-# TensorFlow's C++ start-up chatter (CPU features etc.) is not for users; set before TF loads.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 _PUBLIC = {

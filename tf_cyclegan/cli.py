@@ -1,10 +1,27 @@
-"""Shared command-line plumbing: flags for every config field, one-line errors."""
+"""Shared command-line plumbing: flags for every config field, one-line errors, quiet TensorFlow.
+
+Only the command-line modules (train, translate, export, evaluate, data) import this;
+the library never does.
+"""
 
 import argparse
+import atexit
+import os
+import re
 import sys
-from pathlib import Path
+import threading
 
 from tf_cyclegan import config as config_lib
+
+# TensorFlow C++ lines that are noise for a user: absl INFO/WARNING lines, the CUDA probe on a machine without a GPU,
+# grappler's remapper message, the CPU-feature notice. Anything else on stderr (our errors included) passes.
+HARMLESS = re.compile(
+    r"^(?:[IW]\d{4} [\d:.]+ +\d+ \S+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|E\d{4} .*(?:failed call to cuInit|remapper failed|Unable to register cu\w+ factory)"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"
+)
+VERBOSE_ENV = "TF_CYCLEGAN_VERBOSE"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,36 +51,54 @@ def add_config_flags(parser):
         group.add_argument(f"--{name}", default=None, metavar=kind.__name__.upper(), help=help_text)
 
 
+def require_run_dir(prog, run_dir):
+    """Fails in one line, before TensorFlow loads, when ``run_dir`` is not a training run directory."""
+    from tf_cyclegan import run
+
+    try:
+        run.read_config(run_dir)
+    except config_lib.ConfigError as error:
+        fail(prog, str(error))
+
+
+def add_verbose_flag(parser):
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's own log lines (or set {VERBOSE_ENV}=1)")
+
+
 def given_fields(args):
     """{field: text} of the config flags actually given on the command line."""
     return {name: value for name, value in vars(args).items()
             if value is not None and name in config_lib.flat_fields()}
 
 
-def apply_fields(config, fields, sets=()):
-    flat = config_lib.flat_fields()
-    for name, text in fields.items():
-        config_lib.set_value(config, flat[name][0], text)
-    for item in sets:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise config_lib.ConfigError(f"--set: expected section.field=value, got {item!r}")
-        config_lib.set_value(config, key.strip(), text.strip())
-    return config
+def quiet_tensorflow(verbose=False):
+    """Keeps TensorFlow's harmless C++ log lines off the terminal (call before TensorFlow loads).
 
+    ``verbose`` (or TF_CYCLEGAN_VERBOSE=1) leaves stderr untouched. Otherwise C++ INFO and
+    WARNING lines are turned off and stderr passes through a filter that drops the HARMLESS lines.
+    """
+    if verbose or os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
 
-def default_name(config):
-    data = config.data
-    if data.domain_a and data.domain_b:
-        return f"{Path(data.domain_a).name}2{Path(data.domain_b).name}"
-    return Path(data.dataset.removeprefix("tfds:").rstrip("/")).name.split(":")[0] or "run"
+    def forward():
+        with os.fdopen(read_end, "rb") as lines, os.fdopen(terminal, "wb", buffering=0) as out:
+            for line in lines:
+                if not HARMLESS.match(line.decode("utf-8", "replace")):
+                    out.write(line)
 
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
 
-def read_run_config(run_dir):
-    """The resolved config a training run wrote, for translate/export/evaluate."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise config_lib.ConfigError(f"--run_dir: {run_dir} has no config.yaml (is it a tf_cyclegan run directory?)")
-    config = config_lib.load_yaml(path)
-    config.run_dir = str(run_dir)
-    return config
+    def drain():
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # closes the pipe's last writer: the filter sees its end
+        thread.join(timeout=5)
+
+    atexit.register(drain)

@@ -128,6 +128,8 @@ CHOICES = {
     "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
     "train.precision": ("float32", "mixed_bfloat16", "mixed_float16"),
 }
+# What python -m tf_cyclegan.evaluate can score.
+EVAL_METRICS = ("paired", "cycle", "kid", "fid")
 # Metrics a best/ checkpoint can be chosen by, and whether higher is better.
 BEST_METRICS = {"psnr": True, "ssim": True, "l1": False, "cycle_l1": False, "kid": False, "fid": False}
 POSITIVE = (
@@ -224,8 +226,33 @@ def to_dict(config):
     return dataclasses.asdict(config)
 
 
+def to_yaml(config):
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
 def save_yaml(config, path):
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(to_yaml(config), encoding="utf-8")
+
+
+def apply_fields(config, fields, sets=()):
+    """Applies ``{field: text}`` (flag names, see ``flat_fields``), then ``section.field=value`` items."""
+    flat = flat_fields()
+    for name, text in fields.items():
+        set_value(config, flat[name][0], text)
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set: expected section.field=value, got {item!r}")
+        set_value(config, key.strip(), text.strip())
+    return config
+
+
+def default_name(config):
+    """A run name from the data: ``horse2zebra`` for cycle_gan/horse2zebra, ``a2b`` for two folders a and b."""
+    data = config.data
+    if data.domain_a and data.domain_b:
+        return f"{Path(data.domain_a).name}2{Path(data.domain_b).name}"
+    return Path(data.dataset.removeprefix("tfds:").rstrip("/")).name.split(":")[0] or "run"
 
 
 def preset_path(name):

@@ -1,220 +1,18 @@
-"""Export a run's generators: SavedModel in the TF Serving layout, and TFLite.
+"""``python -m tf_cyclegan.export``: a run's generators for TF Serving and TFLite.
 
 ``python -m tf_cyclegan.export --run_dir=runs/NAME [--output=export] [--direction=a2b|b2a|both]
 [--version=N] [--tflite=fp32,fp16,int8,int8_full]``
-
-Every export reloads itself and is compared with the Keras generator before it is
-reported; a failing one is deleted, never left behind.
 """
 
-import json
-import shutil
 import sys
-from pathlib import Path
 
-import numpy as np
+from tf_cyclegan import cli
 
 PROG = "python -m tf_cyclegan.export"
 TFLITE_VARIANTS = ("fp32", "fp16", "int8", "int8_full")
-TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
-class ExportError(Exception):
-    pass
-
-
-def make_serving_archive(generator, channels, background):
-    """A ``keras.export.ExportArchive`` with the two serving signatures of one generator.
-
-    ``serving_default``: ``images`` float32 [-1, 1] NHWC (any batch/height/width) → ``translated``.
-    ``translate_bytes``: ``image_bytes`` (encoded PNG/JPEG/GIF/BMP/WebP, sizes may differ) →
-    ``png_bytes``. Names ending in ``_bytes`` are base64 in TF Serving's REST API.
-    The archive (rather than a bare ``tf.Module``) records the Keras 3 variables so that
-    session-based loaders (TF Serving, ``saved_model_cli run``) restore them, and TFLite
-    folds them into constants.
-    """
-    import tensorflow as tf
-    import keras
-
-    from tf_cyclegan.data.images import composite, decode_rgba, is_known_image
-
-    def serve(images):
-        return {"translated": generator(images, training=False)}
-
-    def one_png(contents):
-        check = tf.debugging.Assert(
-            is_known_image(contents), ["image_bytes: an element is not a PNG, JPEG, GIF, BMP or WebP image"]
-        )
-        with tf.control_dependencies([check]):
-            image = composite(decode_rgba(contents), channels, background)
-        out = generator(image[None] * 2.0 - 1.0, training=False)[0]
-        pixels = tf.cast(tf.round((tf.clip_by_value(out, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
-        return tf.io.encode_png(pixels)
-
-    def translate_bytes(image_bytes):
-        return {"png_bytes": tf.map_fn(one_png, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))}
-
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    archive.add_endpoint("serving_default", serve,
-                         input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
-    archive.add_endpoint("translate_bytes", translate_bytes,
-                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    return archive
-
-
-def next_version(base):
-    versions = [int(p.name) for p in Path(base).iterdir() if p.name.isdigit()] if Path(base).is_dir() else []
-    return max(versions, default=0) + 1
-
-
-def _fixed_inputs(channels):
-    rng = np.random.default_rng(0)
-    return [rng.uniform(-1, 1, (1, 64, 64, channels)).astype("float32"),
-            rng.uniform(-1, 1, (2, 37, 53, channels)).astype("float32")]
-
-
-def verify_saved_model(path, generator, channels):
-    """Reloads the SavedModel and compares it with the Keras generator; returns the max abs diff."""
-    import tensorflow as tf
-    loaded = tf.saved_model.load(str(path))
-    serve = loaded.signatures["serving_default"]
-    worst = 0.0
-    for x in _fixed_inputs(channels):
-        expected = generator(x, training=False).numpy()
-        got = serve(images=tf.constant(x))["translated"].numpy()
-        if got.shape != expected.shape:
-            raise ExportError(f"SavedModel check failed: output shape {got.shape} != {expected.shape}")
-        worst = max(worst, float(np.abs(got - expected).max()))
-    png = tf.io.encode_png(tf.zeros((13, 17, 3), tf.uint8)) if channels == 3 else tf.io.encode_png(
-        tf.zeros((13, 17, 1), tf.uint8))
-    out = loaded.signatures["translate_bytes"](image_bytes=tf.stack([png]))["png_bytes"]
-    if tuple(tf.io.decode_png(out[0]).shape[:2]) != (13, 17):
-        raise ExportError("SavedModel check failed: translate_bytes did not return a PNG of the input's size")
-    if worst > TOLERANCE["fp32"]:
-        raise ExportError(f"SavedModel check failed: max abs diff {worst:.2e} > {TOLERANCE['fp32']}")
-    return worst
-
-
-def convert_tflite(saved_model, variant, representative=None):
-    """Converts the SavedModel's ``serving_default`` to TFLite (builtin ops only)."""
-    import tensorflow as tf
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant == "fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif variant == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8_full":
-        if representative is None:
-            raise ExportError("int8_full needs calibration images")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([image[None]] for image in representative)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
-
-
-def run_tflite(model_bytes, x):
-    """Runs a TFLite model (ai_edge_litert) on one NHWC float batch of any height/width."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=model_bytes)
-    runner = interpreter.get_signature_runner("serving_default")
-    return runner(images=x)["translated"]
-
-
-def psnr(a, b):
-    mse = float(np.mean(((a - b) / 2.0) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
-
-def verify_tflite(model_bytes, generator, channels, variant, x=None):
-    """Compares with the Keras generator on ``x`` (default: fixed noise); fp32/fp16 must meet
-    their tolerance, int8 variants report PSNR."""
-    x = _fixed_inputs(channels)[0] if x is None else x
-    expected = generator(x, training=False).numpy()
-    got = run_tflite(model_bytes, x)
-    if got.shape != expected.shape:
-        raise ExportError(f"TFLite {variant} check failed: output shape {got.shape} != {expected.shape}")
-    diff = float(np.abs(got - expected).max())
-    if variant in TOLERANCE and diff > TOLERANCE[variant]:
-        raise ExportError(f"TFLite {variant} check failed: max abs diff {diff:.2e} > {TOLERANCE[variant]}")
-    return {"max_abs_diff": diff, "psnr_db": psnr(got, expected)}
-
-
-def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None, tflite=(), log=print,
-               checkpoint=None):
-    """Exports a run's generators; returns a report dict per direction."""
-    from tf_cyclegan.cli import read_run_config
-    from tf_cyclegan.data.images import parse_background
-    from tf_cyclegan.trainer import restore_generators, run_checkpoint
-
-    config = read_run_config(run_dir)
-    checkpoint = run_checkpoint(run_dir, checkpoint)
-    if not checkpoint:
-        raise ExportError(f"--run_dir: {run_dir} has no checkpoint to export (train first)")
-    unknown = [v for v in tflite if v not in TFLITE_VARIANTS]
-    if unknown:
-        raise ExportError(f"--tflite: {unknown[0]!r} is not one of {', '.join(TFLITE_VARIANTS)}")
-    generators = dict(zip(("a2b", "b2a"), restore_generators(config, checkpoint)))
-    data = config.data
-    background = parse_background(data.background)
-    reports = {}
-    for direction in directions:
-        generator = generators[direction]
-        channels = data.channels_a if direction == "a2b" else data.channels_b
-        base = Path(output) / f"{config.name}_{direction}"
-        number = version or next_version(base)
-        final = base / str(number)
-        if final.exists():
-            raise ExportError(f"--version: {final} already exists")
-        staging = base / f".staging-{number}"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            make_serving_archive(generator, channels, background).write_out(str(staging), verbose=False)
-            (staging / "assets.extra").mkdir(exist_ok=True)
-            (staging / "assets.extra" / "tf_cyclegan.json").write_text(json.dumps({
-                "run": config.name, "direction": direction, "checkpoint": str(checkpoint),
-                "input_channels": channels, "background": data.background, "image_size": data.image_size,
-            }, indent=2))
-            diff = verify_saved_model(staging, generator, channels)
-            staging.rename(final)
-        except Exception:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        report = {"saved_model": str(final), "max_abs_diff": diff, "tflite": {}}
-        log(f"{direction}: SavedModel {final} (max abs diff vs Keras {diff:.1e})")
-        representative = _calibration_images(config, direction) if any("int8" in v for v in tflite) else None
-        for variant in tflite:
-            target = Path(output) / "tflite" / f"{config.name}_{direction}_{variant}.tflite"
-            model_bytes = convert_tflite(final, variant, representative)
-            # Quantized variants are judged on a real image of the source domain (x in [-1, 1]).
-            sample = representative[0][None] if representative and "int8" in variant else None
-            check = verify_tflite(model_bytes, generator, channels, variant, sample)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(model_bytes)
-            report["tflite"][variant] = {"path": str(target), "bytes": len(model_bytes), **check}
-            log(f"{direction}: TFLite {variant} {target} ({len(model_bytes) / 1e6:.1f} MB, "
-                f"max abs diff {check['max_abs_diff']:.1e}, PSNR {check['psnr_db']:.1f} dB)")
-        reports[direction] = report
-    return reports
-
-
-def _calibration_images(config, direction, count=32):
-    from tf_cyclegan import data as data_lib
-
-    pipeline = data_lib.prepare(config.data, 1, report=lambda line: None)
-    domains = pipeline.domains
-    domain = domains.train_a if direction == "a2b" else domains.train_b
-    channels = config.data.channels_a if direction == "a2b" else config.data.channels_b
-    subset = domain.subset(range(min(count, len(domain))))
-    return [image.numpy() for image in pipeline.test_dataset(subset, channels)]
-
-
-def main(argv=None):
-    from tf_cyclegan import cli
-
+def parse_args(argv=None):
     parser = cli.OneLineParser(prog=PROG, description="Export a run's generators for TF Serving and TFLite.")
     parser.add_argument("--run_dir", required=True)
     parser.add_argument("--output", default="export", help="export root (default: export)")
@@ -222,15 +20,28 @@ def main(argv=None):
     parser.add_argument("--version", type=int, default=0, help="SavedModel version (default: next free number)")
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
     parser.add_argument("--tflite", default="", help=f"comma-separated TFLite variants: {', '.join(TFLITE_VARIANTS)}")
+    cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.version < 0:
         cli.fail(PROG, "--version must be > 0")
-    from tf_cyclegan.config import ConfigError
+    args.directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
+    args.variants = tuple(v.strip() for v in args.tflite.split(",") if v.strip())
+    unknown = [v for v in args.variants if v not in TFLITE_VARIANTS]
+    if unknown:
+        cli.fail(PROG, f"--tflite: {unknown[0]!r} is not one of {', '.join(TFLITE_VARIANTS)}")
+    return args
 
-    directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
-    variants = tuple(v.strip() for v in args.tflite.split(",") if v.strip())
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.run_dir:
+        cli.require_run_dir(PROG, args.run_dir)
+    cli.quiet_tensorflow(args.verbose)
+    from tf_cyclegan.config import ConfigError
+    from tf_cyclegan.exporter import ExportError, export_run
+
     try:
-        export_run(args.run_dir, args.output, directions, args.version or None, variants,
+        export_run(args.run_dir, args.output, args.directions, args.version or None, args.variants,
                    checkpoint=args.checkpoint)
     except ConfigError as error:
         cli.fail(PROG, str(error))

@@ -7,6 +7,17 @@ image), so the feature network is a separate choice (see ``tf_cyclegan.evaluate`
 import numpy as np
 
 
+def psnr_from_mse(mse):
+    """PSNR in dB for data range 1; an MSE below 1e-10 counts as 1e-10 (100 dB)."""
+    return 10.0 * np.log10(1.0 / np.maximum(mse, 1e-10))
+
+
+def psnr(translated, target):
+    """PSNR (dB, data range 1) of two arrays in [0, 1], over all their values."""
+    difference = np.asarray(translated, np.float64) - np.asarray(target, np.float64)
+    return float(psnr_from_mse(np.mean(difference**2)))
+
+
 def paired(translated, target):
     """Mean L1, PSNR (dB, data range 1) and SSIM of image pairs, each averaged over images."""
     import tensorflow as tf
@@ -14,10 +25,10 @@ def paired(translated, target):
     x = tf.convert_to_tensor(translated, tf.float32)
     y = tf.convert_to_tensor(target, tf.float32)
     l1 = tf.reduce_mean(tf.abs(x - y), axis=[1, 2, 3])
-    mse = tf.reduce_mean(tf.square(x - y), axis=[1, 2, 3])
-    psnr = 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
+    mse = tf.reduce_mean(tf.square(x - y), axis=[1, 2, 3]).numpy().astype(np.float64)
     ssim = tf.image.ssim(x, y, max_val=1.0)
-    return {"l1": float(tf.reduce_mean(l1)), "psnr": float(tf.reduce_mean(psnr)), "ssim": float(tf.reduce_mean(ssim))}
+    return {"l1": float(tf.reduce_mean(l1)), "psnr": float(np.mean(psnr_from_mse(mse))),
+            "ssim": float(tf.reduce_mean(ssim))}
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):

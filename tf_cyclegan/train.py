@@ -6,40 +6,31 @@ Settings come from (later wins): defaults, the preset for the dataset (or
 """
 
 import sys
-from pathlib import Path
 
 from tf_cyclegan import cli
 from tf_cyclegan import config as config_lib
+from tf_cyclegan import run
 
 PROG = "python -m tf_cyclegan.train"
 
 
-def parse_config(argv=None):
-    """Parses flags into a validated Config (raises ConfigError naming the flag)."""
+def parse_args(argv=None):
     parser = cli.OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="a YAML preset (default: configs/<dataset>.yaml when it exists)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override any field, e.g. --set=model.n_blocks=6 (repeatable)")
+    cli.add_verbose_flag(parser)
     cli.add_config_flags(parser)
-    args = parser.parse_args(argv)
-    given = cli.given_fields(args)
+    return parser.parse_args(argv)
 
-    config = config_lib.Config()
-    cli.apply_fields(config, {k: v for k, v in given.items() if k in ("dataset", "domain_a", "domain_b")})
-    preset = Path(args.config) if args.config else config_lib.preset_for_dataset(config.data.dataset)
-    if preset is not None:
-        config = config_lib.load_yaml(preset)
-    cli.apply_fields(config, given, args.set)
-    if not config.name:
-        config.name = cli.default_name(config)
-    if not config.run_dir:
-        config.run_dir = str(Path("runs") / config.name)
-    saved = Path(config.run_dir) / "config.yaml"
-    if saved.is_file():
-        # Resuming: the run's own config is the base; flags given now still apply on top.
-        config = config_lib.load_yaml(saved)
-        cli.apply_fields(config, {k: v for k, v in given.items()}, args.set)
-    return config_lib.validate(config)
+
+def config_from_args(args):
+    """The validated Config the flags describe (raises ConfigError naming the flag)."""
+    return run.resolve_config(cli.given_fields(args), args.set, args.config)
+
+
+def parse_config(argv=None):
+    return config_from_args(parse_args(argv))
 
 
 def print_summary(summary):
@@ -61,8 +52,10 @@ def print_summary(summary):
 
 
 def main(argv=None):
+    args = parse_args(argv)
+    cli.quiet_tensorflow(args.verbose)
     try:
-        config = parse_config(argv)
+        config = config_from_args(args)
     except config_lib.ConfigError as error:
         cli.fail(PROG, str(error))
     from tf_cyclegan import data as data_lib

@@ -6,6 +6,7 @@ PATH is a folder with trainA/trainB (testA/testB), 'emoji', or a TFDS name.
 import argparse
 import sys
 
+from tf_cyclegan import cli
 from tf_cyclegan.config import DataConfig
 
 
@@ -17,7 +18,9 @@ def main(argv=None):
     check.add_argument("--image_size", type=int, default=256, help="crop size to compare image sizes with")
     check.add_argument("--channels", type=int, default=3, choices=(1, 3))
     check.add_argument("--data_dir", default="", help="TFDS data directory")
+    check.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
+    cli.quiet_tensorflow(args.verbose)
 
     from tf_cyclegan import data as data_lib
 

@@ -1,0 +1,89 @@
+"""The package's shape: imports in one direction, CLIs over the library, small files and functions."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tf_cyclegan"
+# Command-line modules: thin layers over the library, which never imports them.
+CLIS = {"tf_cyclegan.cli", "tf_cyclegan.train", "tf_cyclegan.translate", "tf_cyclegan.export",
+        "tf_cyclegan.evaluate", "tf_cyclegan.data.__main__"}
+
+
+def module_name(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path, known):
+    """The package modules ``path`` imports (at module level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {name for name in names if name in known}
+    return found
+
+
+def import_graph():
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: imported_modules(path, paths) - {name} for name, path in paths.items()}
+    # A module's own parent packages are always imported before it, so importing one is no edge.
+    return {name: {t for t in targets if not name.startswith(t + ".")} for name, targets in graph.items()}
+
+
+def find_cycle(graph):
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    assert {"tf_cyclegan.trainer", "tf_cyclegan.run", "tf_cyclegan.factory"} <= set(graph)
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_library_never_imports_a_command_line_module():
+    graph = import_graph()
+    for name, targets in graph.items():
+        if name not in CLIS:
+            assert not targets & CLIS, (name, targets & CLIS)
+    trainer_users = {name for name, targets in graph.items() if "tf_cyclegan.trainer" in targets}
+    assert trainer_users == {"tf_cyclegan.train"}
+
+
+def test_files_and_functions_stay_small():
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        assert text.count("\n") <= 350, path
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno - node.lineno < 60, f"{path}:{node.lineno} {node.name}"

@@ -1,0 +1,62 @@
+"""The networks and the CycleGAN a config describes, and their checkpoint."""
+
+import tensorflow as tf
+
+from tf_cyclegan import config as config_lib
+from tf_cyclegan.model import CycleGAN
+from tf_cyclegan.networks import build_discriminator, build_generator
+
+
+def build_generators(config):
+    """The two generators a config describes (what translate and export restore)."""
+    model, data = config.model, config.data
+    kind = config_lib.generator_kind(model)
+    common = dict(
+        ngf=model.ngf, norm=model.norm, affine=model.affine, use_dropout=model.use_dropout,
+        upsample=model.upsample, init=model.init, init_gain=model.init_gain,
+    )
+    return (
+        build_generator(kind, data.channels_a, data.channels_b, name="generator_ab", **common),
+        build_generator(kind, data.channels_b, data.channels_a, name="generator_ba", **common),
+    )
+
+
+def build_model(config):
+    """The uncompiled CycleGAN for a config."""
+    model, data, loss = config.model, config.data, config.loss
+    generator_ab, generator_ba = build_generators(config)
+    common = dict(
+        ndf=model.ndf, n_layers=model.n_layers_d, norm=model.norm, affine=model.affine, init=model.init,
+        init_gain=model.init_gain,
+    )
+    fixed = data.preprocess not in ("scale_width", "none")
+    return CycleGAN(
+        generator_ab,
+        generator_ba,
+        build_discriminator(model.discriminator, data.channels_a, name="discriminator_a", **common),
+        build_discriminator(model.discriminator, data.channels_b, name="discriminator_b", **common),
+        lambda_cycle=loss.lambda_cycle,
+        lambda_identity=loss.lambda_identity,
+        gan_loss=loss.gan_loss,
+        lambda_gp=loss.lambda_gp,
+        pool_size=loss.pool_size if fixed else 0,
+        image_shape=(data.image_size, data.image_size, data.channels_a) if fixed else None,
+        seed=config.train.seed,
+    )
+
+
+def make_checkpoint(model):
+    """Everything a resume needs: the model (networks and pools) and both optimizers."""
+    return tf.train.Checkpoint(
+        model=model,
+        generator_optimizer=model.generator_optimizer,
+        discriminator_optimizer=model.discriminator_optimizer,
+    )
+
+
+def restore_generators(config, checkpoint_path):
+    """Rebuilds the generators from a run's config and restores only their weights."""
+    generator_ab, generator_ba = build_generators(config)
+    holder = tf.train.Checkpoint(model=tf.train.Checkpoint(generator_ab=generator_ab, generator_ba=generator_ba))
+    holder.restore(str(checkpoint_path)).expect_partial()
+    return generator_ab, generator_ba

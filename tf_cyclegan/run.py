@@ -1,0 +1,124 @@
+"""The run directory: where a run's settings, checkpoints, logs and samples live.
+
+``runs/<name>/config.yaml`` (the resolved settings, re-read by translate, export and
+evaluate), ``checkpoints/``, ``logs/``, ``samples/``, ``best/`` and ``eval.json``. The
+folder a run was found in is its run directory, wherever it was first created.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from tf_cyclegan import config as config_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self):
+        return self.root / "config.yaml"
+
+    @property
+    def checkpoints(self):
+        return self.root / "checkpoints"
+
+    @property
+    def logs(self):
+        return self.root / "logs"
+
+    @property
+    def samples(self):
+        return self.root / "samples"
+
+    @property
+    def best(self):
+        return self.root / "best"
+
+    @property
+    def eval_report(self):
+        return self.root / "eval.json"
+
+
+def write_text_atomic(path, text):
+    """Writes ``text`` to a temporary name next to ``path`` and renames it into place."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_json(path, value):
+    write_text_atomic(path, json.dumps(value, indent=2))
+
+
+def read_config(run_dir):
+    """The resolved config a training run wrote; its ``run_dir`` is the folder it was read from."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        raise config_lib.ConfigError(
+            f"--run_dir: {run_dir} has no config.yaml (is it a tf_cyclegan run directory?)")
+    config = config_lib.load_yaml(paths.config)
+    config.run_dir = str(run_dir)
+    return config
+
+
+def write_config(config, run_dir):
+    RunPaths(Path(run_dir)).root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(RunPaths(Path(run_dir)).config, config_lib.to_yaml(config))
+
+
+def resolve_config(fields, sets=(), config_file=None):
+    """Assembles a run's config once, in this order (later wins):
+
+    defaults → the preset named after the dataset (or ``config_file``) → the run's own
+    config.yaml when the run directory already holds one (resuming) → ``fields``
+    (``{flag name: text}``) → ``sets`` (``section.field=value``). The run directory is
+    ``fields['run_dir']`` or ``runs/<name>``; a resumed run's ``run_dir`` is the folder it
+    was found in, not the one saved in its config.yaml.
+    """
+    fresh = config_lib.Config()
+    data_fields = {k: v for k, v in fields.items() if k in ("dataset", "domain_a", "domain_b")}
+    config_lib.apply_fields(fresh, data_fields)
+    preset = Path(config_file) if config_file else config_lib.preset_for_dataset(fresh.data.dataset)
+    if preset is not None:
+        fresh = config_lib.load_yaml(preset)
+    config_lib.apply_fields(fresh, fields, sets)
+    run_dir = fields.get("run_dir") or str(Path("runs") / (fresh.name or config_lib.default_name(fresh)))
+    if RunPaths(Path(run_dir)).config.is_file():
+        config = config_lib.apply_fields(read_config(run_dir), fields, sets)
+    else:
+        config = fresh
+    config.name = config.name or config_lib.default_name(config)
+    config.run_dir = run_dir
+    return config_lib.validate(config)
+
+
+def checkpoint_step(path):
+    """The step a checkpoint prefix (``.../ckpt-1200``) was saved at, or None."""
+    suffix = str(path).rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else None
+
+
+def latest_checkpoint(directory):
+    """The newest checkpoint prefix in ``directory`` (None when it has none)."""
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(str(directory)) if Path(directory).is_dir() else None
+
+
+def run_checkpoint(run_dir, checkpoint=None):
+    """``checkpoint`` when given, else the run directory's latest checkpoint prefix (None if it has none)."""
+    return checkpoint or latest_checkpoint(RunPaths(Path(run_dir)).checkpoints)
+
+
+def read_best(run_dir):
+    """The best/ checkpoint's record ({metric, value, step}) or None."""
+    record = RunPaths(Path(run_dir)).best / "best.json"
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
+def write_best(run_dir, record):
+    write_json(RunPaths(Path(run_dir)).best / "best.json", record)
