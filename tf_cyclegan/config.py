@@ -5,12 +5,15 @@ its run directory and read back by later commands, so nobody retypes flags.
 """
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
 import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
+# A run name becomes part of folder names (runs/<name>, export/<name>_a2b): no separators, no "..".
+NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 class ConfigError(ValueError):
@@ -36,6 +39,7 @@ class DataConfig:
     background: str = "white"  # composite colour for transparent pixels: white, black, gray or R,G,B (0-255)
     max_dataset_size: int = 0  # 0 = all images
     cache: bool = False  # keep resized images in memory (resize_and_crop only)
+    max_pixels: int = 25_000_000  # images whose header declares more are skipped, never decoded (0 = no limit)
 
 
 @dataclasses.dataclass
@@ -138,7 +142,8 @@ POSITIVE = (
     "train.log_every_steps", "train.keep_checkpoints", "optimizer.lr",
 )
 NON_NEGATIVE = (
-    "data.max_dataset_size", "loss.lambda_cycle", "loss.lambda_identity", "loss.lambda_gp", "loss.pool_size",
+    "data.max_dataset_size", "data.max_pixels", "loss.lambda_cycle", "loss.lambda_identity", "loss.lambda_gp",
+    "loss.pool_size",
     "train.epochs", "train.decay_epochs", "train.steps", "train.num_samples", "train.cpu_replicas", "model.init_gain",
     "eval.eval_every", "eval.max_eval_images",
 )
@@ -197,14 +202,17 @@ def set_value(config, dotted, text):
 
 
 def update_from_dict(config, values, origin):
-    for key, value in (values or {}).items():
-        if key in SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{origin}: {key} must be a mapping")
-            for field, item in value.items():
-                set_value(config, f"{key}.{field}", item)
-        else:
-            set_value(config, key, value)
+    try:
+        for key, value in (values or {}).items():
+            if key in SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{key} must be a mapping")
+                for field, item in value.items():
+                    set_value(config, f"{key}.{field}", item)
+            else:
+                set_value(config, key, value)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None
     return config
 
 
@@ -216,9 +224,13 @@ def load_yaml(path, config=None):
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise ConfigError(f"--config: {path} is not valid YAML ({error.__class__.__name__})") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or type(error).__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
     if values is not None and not isinstance(values, dict):
-        raise ConfigError(f"--config: {path} must hold a mapping of settings")
+        raise ConfigError(f"{path}: must hold a mapping of settings")
     return update_from_dict(config or Config(), values, str(path))
 
 
@@ -248,11 +260,17 @@ def apply_fields(config, fields, sets=()):
 
 
 def default_name(config):
-    """A run name from the data: ``horse2zebra`` for cycle_gan/horse2zebra, ``a2b`` for two folders a and b."""
+    """A run name from the data: ``horse2zebra`` for cycle_gan/horse2zebra, ``a2b`` for two folders a and b.
+
+    Characters a run name may not hold (see ``NAME``) become ``_``.
+    """
     data = config.data
     if data.domain_a and data.domain_b:
-        return f"{Path(data.domain_a).name}2{Path(data.domain_b).name}"
-    return Path(data.dataset.removeprefix("tfds:").rstrip("/")).name.split(":")[0] or "run"
+        name = f"{Path(data.domain_a).name}2{Path(data.domain_b).name}"
+    else:
+        name = Path(data.dataset.removeprefix("tfds:").rstrip("/")).name.split(":")[0]
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".")
+    return name or "run"
 
 
 def preset_path(name):
@@ -269,6 +287,8 @@ def preset_for_dataset(dataset):
 
 def validate(config):
     """Raises ConfigError naming the first bad setting."""
+    if config.name and (not NAME.fullmatch(config.name) or set(config.name) == {"."}):
+        raise ConfigError(f"--name: {config.name!r} may hold only letters, digits and . _ - (it names folders)")
     for dotted, choices in CHOICES.items():
         section, field = dotted.split(".")
         value = getattr(getattr(config, section), field)

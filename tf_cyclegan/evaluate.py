@@ -50,6 +50,7 @@ def main(argv=None):
         cli.require_run_dir(PROG, args.run_dir)
     cli.quiet_tensorflow(args.verbose)
     from tf_cyclegan import evaluator
+    from tf_cyclegan.checkpoints import CheckpointError
     from tf_cyclegan.config import ConfigError
 
     directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
@@ -59,7 +60,7 @@ def main(argv=None):
                                         log=lambda line: print(line, file=sys.stderr))
     except ConfigError as error:
         cli.fail(PROG, str(error))
-    except evaluator.EvaluationError as error:
+    except (evaluator.EvaluationError, CheckpointError) as error:
         cli.fail(PROG, str(error), code=1)
     print_report(report, args.run_dir)
     return 0

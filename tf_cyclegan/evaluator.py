@@ -240,11 +240,11 @@ class PeriodicEvaluation:
         self.features = None
         if "kid" in self.metric or settings.inception_weights:
             self.features, _ = _features_or_note(("kid",), settings.inception_weights, log)
-        self.paths = run.RunPaths(Path(config.run_dir))
-        import tensorflow as tf
+        from tf_cyclegan.checkpoints import CheckpointKeeper
 
-        self.manager = tf.train.CheckpointManager(checkpoint, str(self.paths.best), max_to_keep=1,
-                                                  checkpoint_name="ckpt")
+        self.paths = run.RunPaths(Path(config.run_dir))
+        self.paths.best.mkdir(parents=True, exist_ok=True)
+        self.keeper = CheckpointKeeper(checkpoint, self.paths.best, keep=1, log=log)
         self.best = run.read_best(config.run_dir)
 
     def due(self, step, total):
@@ -270,7 +270,7 @@ class PeriodicEvaluation:
         if improved:
             self.best = {"metric": self.metric, "value": value, "step": step}
             if self.chief:
-                self.manager.save(checkpoint_number=step)
+                self.keeper.save(step)
                 run.write_best(self.paths.root, self.best)
         self.log(f"eval at step {step}: {shown}" + (f"; new best {self.metric}" if improved else ""))
 

@@ -20,10 +20,12 @@ def parse_args(argv=None):
     parser.add_argument("--version", type=int, default=0, help="SavedModel version (default: next free number)")
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
     parser.add_argument("--tflite", default="", help=f"comma-separated TFLite variants: {', '.join(TFLITE_VARIANTS)}")
+    parser.add_argument("--max_request_pixels", type=int, default=16_000_000,
+                        help="translate_bytes refuses images whose header declares more pixels (InvalidArgument)")
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    if args.version < 0:
-        cli.fail(PROG, "--version must be > 0")
+    if args.version < 0 or args.max_request_pixels <= 0:
+        cli.fail(PROG, "--version must be >= 0 and --max_request_pixels > 0")
     args.directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
     args.variants = tuple(v.strip() for v in args.tflite.split(",") if v.strip())
     unknown = [v for v in args.variants if v not in TFLITE_VARIANTS]
@@ -37,15 +39,16 @@ def main(argv=None):
     if args.run_dir:
         cli.require_run_dir(PROG, args.run_dir)
     cli.quiet_tensorflow(args.verbose)
+    from tf_cyclegan.checkpoints import CheckpointError
     from tf_cyclegan.config import ConfigError
     from tf_cyclegan.exporter import ExportError, export_run
 
     try:
         export_run(args.run_dir, args.output, args.directions, args.version or None, args.variants,
-                   checkpoint=args.checkpoint)
+                   checkpoint=args.checkpoint, max_request_pixels=args.max_request_pixels)
     except ConfigError as error:
         cli.fail(PROG, str(error))
-    except ExportError as error:
+    except (ExportError, CheckpointError) as error:
         cli.fail(PROG, str(error), code=1)
     return 0
 

@@ -6,7 +6,9 @@ never left behind.
 """
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import numpy as np
 from tf_cyclegan.metrics import psnr
 
 TFLITE_VARIANTS = ("fp32", "fp16", "int8", "int8_full")
+MAX_REQUEST_PIXELS = 16_000_000  # translate_bytes refuses larger images (a 4000 x 4000 photo is the largest accepted)
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
@@ -21,12 +24,14 @@ class ExportError(Exception):
     pass
 
 
-def make_serving_archive(generator, channels, background):
+def make_serving_archive(generator, channels, background, max_pixels=MAX_REQUEST_PIXELS):
     """A ``keras.export.ExportArchive`` with the two serving signatures of one generator.
 
     ``serving_default``: ``images`` float32 [-1, 1] NHWC (any batch/height/width) → ``translated``.
     ``translate_bytes``: ``image_bytes`` (encoded PNG/JPEG/GIF/BMP/WebP, sizes may differ) →
-    ``png_bytes``. Names ending in ``_bytes`` are base64 in TF Serving's REST API.
+    ``png_bytes``. Names ending in ``_bytes`` are base64 in TF Serving's REST API. An image
+    whose header declares more than ``max_pixels`` fails the request with InvalidArgument
+    before anything is decoded.
     The archive (rather than a bare ``tf.Module``) records the Keras 3 variables so that
     session-based loaders (TF Serving, ``saved_model_cli run``) restore them, and TFLite
     folds them into constants.
@@ -44,7 +49,7 @@ def make_serving_archive(generator, channels, background):
             is_known_image(contents), ["image_bytes: an element is not a PNG, JPEG, GIF, BMP or WebP image"]
         )
         with tf.control_dependencies([check]):
-            image = composite(decode_rgba(contents), channels, background)
+            image = composite(decode_rgba(contents, max_pixels), channels, background)
         out = generator(image[None] * 2.0 - 1.0, training=False)[0]
         pixels = tf.cast(tf.round((tf.clip_by_value(out, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
         return tf.io.encode_png(pixels)
@@ -137,10 +142,9 @@ def verify_tflite(model_bytes, generator, channels, variant, x=None):
 
 
 def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None, tflite=(), log=print,
-               checkpoint=None):
-    """Exports a run's generators; returns a report dict per direction."""
+               checkpoint=None, max_request_pixels=MAX_REQUEST_PIXELS):
+    """Exports a run's generators; returns a report dict per direction. Everything is written under ``output``."""
     from tf_cyclegan import factory, run
-    from tf_cyclegan.data.images import parse_background
 
     config = run.read_config(run_dir)
     checkpoint = run.run_checkpoint(run_dir, checkpoint)
@@ -150,46 +154,83 @@ def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None
     if unknown:
         raise ExportError(f"--tflite: {unknown[0]!r} is not one of {', '.join(TFLITE_VARIANTS)}")
     generators = dict(zip(("a2b", "b2a"), factory.restore_generators(config, checkpoint)))
-    data = config.data
-    background = parse_background(data.background)
     reports = {}
     for direction in directions:
-        generator = generators[direction]
-        channels = data.channels_a if direction == "a2b" else data.channels_b
-        base = Path(output) / f"{config.name}_{direction}"
-        number = version or next_version(base)
-        final = base / str(number)
-        if final.exists():
-            raise ExportError(f"--version: {final} already exists")
-        staging = base / f".staging-{number}"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            make_serving_archive(generator, channels, background).write_out(str(staging), verbose=False)
-            (staging / "assets.extra").mkdir(exist_ok=True)
-            (staging / "assets.extra" / "tf_cyclegan.json").write_text(json.dumps({
-                "run": config.name, "direction": direction, "checkpoint": str(checkpoint),
-                "input_channels": channels, "background": data.background, "image_size": data.image_size,
-            }, indent=2))
-            diff = verify_saved_model(staging, generator, channels)
-            staging.rename(final)
-        except Exception:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        report = {"saved_model": str(final), "max_abs_diff": diff, "tflite": {}}
+        base = _inside(Path(output), f"{config.name}_{direction}")
+        final, diff = _export_saved_model(generators[direction], config, direction, checkpoint, base, version,
+                                          max_request_pixels)
         log(f"{direction}: SavedModel {final} (max abs diff vs Keras {diff:.1e})")
-        representative = _calibration_images(config, direction) if any("int8" in v for v in tflite) else None
-        for variant in tflite:
-            target = Path(output) / "tflite" / f"{config.name}_{direction}_{variant}.tflite"
-            model_bytes = convert_tflite(final, variant, representative)
-            # Quantized variants are judged on a real image of the source domain (x in [-1, 1]).
-            sample = representative[0][None] if representative and "int8" in variant else None
-            check = verify_tflite(model_bytes, generator, channels, variant, sample)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(model_bytes)
-            report["tflite"][variant] = {"path": str(target), "bytes": len(model_bytes), **check}
-            log(f"{direction}: TFLite {variant} {target} ({len(model_bytes) / 1e6:.1f} MB, "
-                f"max abs diff {check['max_abs_diff']:.1e}, PSNR {check['psnr_db']:.1f} dB)")
-        reports[direction] = report
+        reports[direction] = {"saved_model": str(final), "max_abs_diff": diff,
+                              "tflite": _export_tflite(generators[direction], config, direction, final, output,
+                                                       tflite, log)}
+    return reports
+
+
+def _inside(output, name):
+    """``output / name``, refusing a name that would lead outside ``output``."""
+    target = output / name
+    if target.resolve().parent != output.resolve():
+        raise ExportError(f"run name {name!r} would write outside --output={output}")
+    return target
+
+
+def _export_saved_model(generator, config, direction, checkpoint, base, version, max_pixels):
+    """Writes and verifies one direction in a private staging folder, then publishes it as the next version."""
+    from tf_cyclegan.data.images import parse_background
+
+    data = config.data
+    channels = data.channels_a if direction == "a2b" else data.channels_b
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+    try:
+        archive = make_serving_archive(generator, channels, parse_background(data.background), max_pixels)
+        archive.write_out(str(staging), verbose=False)
+        (staging / "assets.extra").mkdir(exist_ok=True)
+        (staging / "assets.extra" / "tf_cyclegan.json").write_text(json.dumps({
+            "run": config.name, "direction": direction, "checkpoint": str(checkpoint), "input_channels": channels,
+            "background": data.background, "image_size": data.image_size, "max_request_pixels": max_pixels,
+        }, indent=2))
+        diff = verify_saved_model(staging, generator, channels)
+        return _publish(staging, base, version), diff
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _publish(staging, base, version):
+    """Renames ``staging`` to ``base/<version>`` (the next free number when None); a taken number is never reused."""
+    number = version or next_version(base)
+    while True:
+        final = base / str(number)
+        try:
+            if final.exists():
+                raise FileExistsError(final)
+            os.rename(staging, final)  # atomic; fails when another export took the number meanwhile
+            return final
+        except OSError:
+            if version:
+                raise ExportError(f"--version: {final} already exists") from None
+            number += 1
+
+
+def _export_tflite(generator, config, direction, saved_model, output, variants, log):
+    """Converts and verifies each TFLite variant; returns {variant: report}."""
+    channels = config.data.channels_a if direction == "a2b" else config.data.channels_b
+    representative = _calibration_images(config, direction) if any("int8" in v for v in variants) else None
+    reports = {}
+    for variant in variants:
+        target = _inside(Path(output) / "tflite", f"{config.name}_{direction}_{variant}.tflite")
+        model_bytes = convert_tflite(saved_model, variant, representative)
+        # Quantized variants are judged on a real image of the source domain (x in [-1, 1]).
+        sample = representative[0][None] if representative and "int8" in variant else None
+        check = verify_tflite(model_bytes, generator, channels, variant, sample)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        temporary.write_bytes(model_bytes)
+        os.replace(temporary, target)
+        reports[variant] = {"path": str(target), "bytes": len(model_bytes), **check}
+        log(f"{direction}: TFLite {variant} {target} ({len(model_bytes) / 1e6:.1f} MB, "
+            f"max abs diff {check['max_abs_diff']:.1e}, PSNR {check['psnr_db']:.1f} dB)")
     return reports
 
 

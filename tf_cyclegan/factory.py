@@ -1,7 +1,10 @@
 """The networks and the CycleGAN a config describes, and their checkpoint."""
 
+from pathlib import Path
+
 import tensorflow as tf
 
+from tf_cyclegan import checkpoints
 from tf_cyclegan import config as config_lib
 from tf_cyclegan.model import CycleGAN
 from tf_cyclegan.networks import build_discriminator, build_generator
@@ -55,8 +58,19 @@ def make_checkpoint(model):
 
 
 def restore_generators(config, checkpoint_path):
-    """Rebuilds the generators from a run's config and restores only their weights."""
+    """Rebuilds the generators from a run's config and restores only their weights.
+
+    A damaged or mismatched checkpoint is a CheckpointError naming it and the other checkpoints to try.
+    """
     generator_ab, generator_ba = build_generators(config)
     holder = tf.train.Checkpoint(model=tf.train.Checkpoint(generator_ab=generator_ab, generator_ba=generator_ba))
-    holder.restore(str(checkpoint_path)).expect_partial()
-    return generator_ab, generator_ba
+    reason = checkpoints.damage(checkpoint_path)
+    if not reason:
+        try:
+            holder.restore(str(checkpoint_path)).expect_partial().assert_nontrivial_match()
+            return generator_ab, generator_ba
+        except Exception as error:  # noqa: BLE001 - unreadable or of another configuration
+            reason = checkpoints.first_line(error)
+    others = [p for p in checkpoints.on_disk(Path(checkpoint_path).parent) if p != str(checkpoint_path)]
+    hint = f"; try --checkpoint={others[0]}" if others else ""
+    raise checkpoints.CheckpointError(f"--checkpoint: {checkpoint_path} cannot be restored ({reason}){hint}")

@@ -42,6 +42,61 @@ class RunPaths:
         return self.root / "eval.json"
 
 
+class RunLocked(RuntimeError):
+    """Another trainer holds the run directory (the message names it)."""
+
+
+class RunLock:
+    """One trainer per run directory: an exclusive ``flock`` on ``<run>/.lock``, which records the holder.
+
+    The operating system drops the lock when its process ends, however it ends, so a lock
+    left by a process that is gone is taken over (with a message). Readers (translate,
+    export, evaluate, TensorBoard) never take it.
+    """
+
+    def __init__(self, run_dir, log=print):
+        self.path = Path(run_dir) / ".lock"
+        self.log = log
+        self._fd = None
+
+    def __enter__(self):
+        import fcntl
+        import socket
+        import time
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        previous = os.read(fd, 4096).decode("utf-8", "replace")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunLocked(f"{self.path.parent} is in use by another trainer ({_describe(previous)}); "
+                            "wait for it to finish or stop it, or train into another --run_dir") from None
+        if previous.strip():
+            self.log(f"note: took over {self.path} from a trainer that is no longer running ({_describe(previous)})")
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+        return False
+
+
+def _describe(record_text):
+    try:
+        record = json.loads(record_text)
+        return f"PID {record['pid']} on {record['host']}, started {record['started']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
 def write_text_atomic(path, text):
     """Writes ``text`` to a temporary name next to ``path`` and renames it into place."""
     path = Path(path)
@@ -54,20 +109,33 @@ def write_json(path, value):
     write_text_atomic(path, json.dumps(value, indent=2))
 
 
+CONFIG_HEADER = "# tf_cyclegan run config: the resolved settings of this run\n"
+CONFIG_END = "# end of config\n"
+
+
 def read_config(run_dir):
-    """The resolved config a training run wrote; its ``run_dir`` is the folder it was read from."""
+    """The resolved config a training run wrote; its ``run_dir`` is the folder it was read from.
+
+    A config.yaml that starts with CONFIG_HEADER must end with CONFIG_END: a file cut short
+    is an error, not a run resumed with default settings.
+    """
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise config_lib.ConfigError(
             f"--run_dir: {run_dir} has no config.yaml (is it a tf_cyclegan run directory?)")
     config = config_lib.load_yaml(paths.config)
+    text = paths.config.read_text(encoding="utf-8")
+    if text.startswith(CONFIG_HEADER) and not text.endswith(CONFIG_END):
+        lines = text.count("\n") + 1
+        raise config_lib.ConfigError(f"{paths.config}: cut short after line {lines} (no '{CONFIG_END.strip()}' line); "
+                                     "restore it from a backup or start a new --run_dir")
     config.run_dir = str(run_dir)
-    return config
+    return config_lib.validate(config)
 
 
 def write_config(config, run_dir):
     RunPaths(Path(run_dir)).root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(RunPaths(Path(run_dir)).config, config_lib.to_yaml(config))
+    write_text_atomic(RunPaths(Path(run_dir)).config, CONFIG_HEADER + config_lib.to_yaml(config) + CONFIG_END)
 
 
 def resolve_config(fields, sets=(), config_file=None):
@@ -103,10 +171,11 @@ def checkpoint_step(path):
 
 
 def latest_checkpoint(directory):
-    """The newest checkpoint prefix in ``directory`` (None when it has none)."""
-    import tensorflow as tf
+    """The newest checkpoint prefix in ``directory``, listed in its index file or not (None when it has none)."""
+    from tf_cyclegan import checkpoints
 
-    return tf.train.latest_checkpoint(str(directory)) if Path(directory).is_dir() else None
+    found = checkpoints.on_disk(directory) if Path(directory).is_dir() else []
+    return found[0] if found else None
 
 
 def run_checkpoint(run_dir, checkpoint=None):

@@ -5,6 +5,7 @@ single-device, Mirrored and MultiWorkerMirrored training share one code path. A 
 four phases: prepare (strategy, data, model), restore, loop, finish.
 """
 
+import contextlib
 import math
 import sys
 import time
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from tf_cyclegan import data as data_lib
 from tf_cyclegan import distribute, factory, run, samples
+from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper
 from tf_cyclegan.evaluator import PeriodicEvaluation
 from tf_cyclegan.runtime import run_settings
 from tf_cyclegan.schedule import LinearDecay
@@ -56,25 +58,46 @@ class Trainer:
         """Trains to the configured number of steps; returns a summary dict."""
         train = self.config.train
         with run_settings(train.seed, train.deterministic, train.precision):
-            self._prepare()
-            resumed_from = self._restore()
-            start = self.step
-            summary = {"run_dir": str(self.paths.root), "start_step": start, "total_steps": self.total}
-            if start >= self.total:
-                self.log(f"nothing to do: the run is already at step {start}/{self.total}")
-                return {**summary, "final_step": start, "checkpoint": resumed_from}
-            return {**summary, **self._loop(start, resumed_from)}
+            self._start_strategy()
+            with self._lock():
+                self._prepare()
+                resumed_from = self._restore()
+                start = self.step
+                summary = {"run_dir": str(self.paths.root), "start_step": start, "total_steps": self.total}
+                if start >= self.total:
+                    self.log(f"nothing to do: the run is already at step {start}/{self.total}")
+                    return {**summary, "final_step": start, "checkpoint": resumed_from}
+                return {**summary, **self._loop(start, resumed_from)}
+
+    @contextlib.contextmanager
+    def _lock(self):
+        """Holds the run directory's lock (the chief alone under multi-worker training)."""
+        if not self.chief:
+            yield
+            return
+        lock = run.RunLock(self.paths.root, self.log)
+        try:
+            lock.__enter__()
+        except run.RunLocked as error:
+            raise TrainingError(str(error)) from None
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     # Phase 1: prepare.
 
-    def _prepare(self):
-        config, train = self.config, self.config.train
+    def _start_strategy(self):
+        train = self.config.train
         try:
             self.strategy = distribute.make_strategy(train.strategy, train.cpu_replicas)
         except distribute.StrategyError as error:
             raise TrainingError(str(error)) from None
         self.chief = distribute.is_chief(self.strategy)
         self.multi_worker = distribute.is_multi_worker(self.strategy)
+
+    def _prepare(self):
+        config, train = self.config, self.config.train
         if train.jit_compile and not distribute.has_accelerator():
             self.log("note: --jit_compile=true on a CPU compiles the step with XLA, which measured no faster here "
                      "than without it; it is meant for GPUs and TPUs")
@@ -93,22 +116,17 @@ class Trainer:
                                                 beta_2=optim.beta2) for _ in range(2)]
             self.model.compile(*optimizers, jit_compile=train.jit_compile)
             self.checkpoint = factory.make_checkpoint(self.model)
-        directory = distribute.worker_dir(str(self.paths.checkpoints), self.strategy)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=train.keep_checkpoints,
-                                                  checkpoint_name="ckpt")
+        directory = Path(distribute.worker_dir(str(self.paths.checkpoints), self.strategy))
+        directory.mkdir(parents=True, exist_ok=True)
+        self.keeper = CheckpointKeeper(self.checkpoint, directory, train.keep_checkpoints, self.log)
 
     # Phase 2: restore.
 
     def _restore(self):
-        latest = run.latest_checkpoint(self.paths.checkpoints)
-        if latest:
-            try:
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as error:
-                raise TrainingError(
-                    f"cannot resume from {latest}: it does not match this config "
-                    f"({str(error).splitlines()[0][:160]}); use a new --run_dir"
-                ) from None
+        try:
+            latest = self.keeper.restore(self.paths.checkpoints)  # every worker resumes from the chief's
+        except CheckpointError as error:
+            raise TrainingError(str(error)) from None
         if self.chief:
             run.write_config(self.config, self.paths.root)
         train = self.config.train
@@ -241,10 +259,13 @@ class Trainer:
         sys.stdout.flush()
 
     def _save(self, step):
-        return self.manager.save(checkpoint_number=step)
+        try:
+            return self.keeper.save(step)
+        except CheckpointError as error:
+            raise TrainingError(f"stopped at step {step}: {error}") from None
 
     def _last_saved_step(self):
-        latest = self.manager.latest_checkpoint
+        latest = self.keeper.latest
         return run.checkpoint_step(latest) if latest else -1
 
     # Phase 4: finish (or stop early).

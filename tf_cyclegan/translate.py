@@ -8,6 +8,7 @@ import sys
 from tf_cyclegan import cli
 
 PROG = "python -m tf_cyclegan.translate"
+MAX_PIXELS = 50_000_000  # larger than training's limit: --tile translates images too large for memory
 
 
 def parse_args(argv=None):
@@ -22,10 +23,12 @@ def parse_args(argv=None):
     parser.add_argument("--tile", type=int, default=0, help="tile size in px for images too large for memory (0 = off)")
     parser.add_argument("--overlap", type=int, default=64, help="context in px around each tile")
     parser.add_argument("--background", default=None, help="composite colour for alpha (default: the run's)")
+    parser.add_argument("--max_pixels", type=int, default=MAX_PIXELS,
+                        help="images whose header declares more pixels are skipped, never decoded (0 = no limit)")
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    if args.tile < 0 or args.overlap < 0:
-        cli.fail(PROG, "--tile and --overlap must be >= 0")
+    if args.tile < 0 or args.overlap < 0 or args.max_pixels < 0:
+        cli.fail(PROG, "--tile, --overlap and --max_pixels must be >= 0")
     return args
 
 
@@ -34,6 +37,7 @@ def main(argv=None):
     if args.run_dir:
         cli.require_run_dir(PROG, args.run_dir)
     cli.quiet_tensorflow(args.verbose)
+    from tf_cyclegan.checkpoints import CheckpointError
     from tf_cyclegan.config import ConfigError
     from tf_cyclegan.data.images import parse_background
     from tf_cyclegan.translator import TranslateError, Translator, translate_paths
@@ -45,9 +49,10 @@ def main(argv=None):
             translator = Translator.from_saved_model(args.saved_model)
         if args.background:
             translator.background = parse_background(args.background)
-        written, skipped = translate_paths(translator, args.input, args.output, args.tile, args.overlap)
-    except (TranslateError, ConfigError, ValueError) as error:
-        cli.fail(PROG, str(error), code=1 if isinstance(error, TranslateError) else 2)
+        written, skipped = translate_paths(translator, args.input, args.output, args.tile, args.overlap,
+                                           max_pixels=args.max_pixels)
+    except (TranslateError, CheckpointError, ConfigError, ValueError) as error:
+        cli.fail(PROG, str(error), code=1 if isinstance(error, (TranslateError, CheckpointError)) else 2)
     print(f"translated {len(written)} image(s) into {args.output}" + (f"; skipped {len(skipped)}" if skipped else ""))
     return 0
 

@@ -146,12 +146,22 @@ def _assemble_tiles(run_tile, padded, tile, overlap):
     return tf.concat(rows, axis=1)
 
 
-def read_image(path, channels, background):
-    """(image in [0, 1] HxWxC composited on ``background``, alpha HxW uint8 or None)."""
+class TooLarge(Exception):
+    """An image whose header declares more pixels than allowed (it is not decoded)."""
+
+
+def read_image(path, channels, background, max_pixels=0):
+    """(image in [0, 1] HxWxC composited on ``background``, alpha HxW uint8 or None).
+
+    Raises TooLarge, before decoding anything, when the header declares more than ``max_pixels``.
+    """
     import tensorflow as tf
-    from tf_cyclegan.data.images import composite, decode_rgba
+    from tf_cyclegan.data.images import composite, declared_size, decode_rgba
 
     contents = tf.io.read_file(str(path))
+    height, width = (int(v) for v in declared_size(contents).numpy())
+    if max_pixels and height * width > max_pixels:
+        raise TooLarge(f"{width} x {height} pixels, above --max_pixels={max_pixels}")
     rgba = decode_rgba(contents)
     has_alpha = bool(tf.reduce_any(rgba[..., 3] < 1.0))
     alpha = tf.cast(tf.round(rgba[..., 3] * 255.0), tf.uint8).numpy() if has_alpha else None
@@ -173,7 +183,7 @@ def write_image(path, image, alpha=None):
     picture.save(path)
 
 
-def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print, progress=True):
+def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print, progress=True, max_pixels=0):
     """Translates a file or every image under a folder into ``output``; returns (written, skipped)."""
     import tensorflow as tf
     import keras
@@ -194,10 +204,11 @@ def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print
     written, skipped = [], []
     for i, (path, relative) in enumerate(files, 1):
         try:
-            image, alpha = read_image(path, translator.in_channels, translator.background)
-        except tf.errors.OpError:
+            image, alpha = read_image(path, translator.in_channels, translator.background, max_pixels)
+        except (tf.errors.OpError, TooLarge) as error:
             skipped.append(str(path))
-            log(f"warning: skipped unreadable {path}")
+            why = str(error) if isinstance(error, TooLarge) else "unreadable"
+            log(f"warning: skipped {path}: {why}")
             bar.update(i)
             continue
         result = translator.translate_tiled(image, tile, overlap) if tile else translator.translate(image)

@@ -9,7 +9,7 @@ import os
 
 import tensorflow as tf
 
-from tf_cyclegan.data.images import decode
+from tf_cyclegan.data.images import declared_size, decode, pixels_within
 from tf_cyclegan.data.sources import DataError
 
 
@@ -39,33 +39,46 @@ class DomainReport:
         return out
 
 
-def _decoded_sizes(domain, channels):
-    """{index: (height, width)} of the items that decode; failures are simply absent."""
+def _decoded_sizes(domain, channels, max_pixels):
+    """({index: (height, width)} of the items that decode, {index: declared size} of those above ``max_pixels``).
+
+    An image whose header declares more than ``max_pixels`` is never decoded; failures are simply absent.
+    """
     table = tf.constant(domain.items)
     read = (lambda x: x) if domain.in_memory else tf.io.read_file
 
     def size(index):
-        image = decode(read(table[index]), channels)
-        return index, tf.shape(image)[:2]
+        contents = read(table[index])
+        declared = declared_size(contents)
+        within = pixels_within(contents, max_pixels)
+        decoded = tf.cond(within, lambda: tf.cast(tf.shape(decode(contents, channels))[:2], tf.int64),
+                          lambda: declared)
+        return index, decoded, within
 
     dataset = (
         tf.data.Dataset.range(len(domain.items))
         .map(size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         .ignore_errors()
     )
-    return {int(i): (int(hw[0]), int(hw[1])) for i, hw in dataset.as_numpy_iterator()}
+    sizes, too_large = {}, {}
+    for i, hw, within in dataset.as_numpy_iterator():
+        (sizes if within else too_large)[int(i)] = (int(hw[0]), int(hw[1]))
+    return sizes, too_large
 
 
-def check_domain(domain, channels, image_size, required=True):
-    """Decodes every item; returns (the domain without unreadable items, its report)."""
+def check_domain(domain, channels, image_size, required=True, max_pixels=0):
+    """Decodes every item; returns (the domain without unreadable or too large items, its report)."""
     if not domain.items:
         if required:
             raise DataError(f"{domain.split}: no images found in {domain.origin}")
         return domain, DomainReport(domain.split, domain.origin, 0, 0, [], [], domain.skipped)
-    sizes = _decoded_sizes(domain, channels)
+    sizes, too_large = _decoded_sizes(domain, channels, max_pixels)
     unreadable = []
     for i, label in enumerate(domain.labels):
-        if i not in sizes:
+        if i in too_large:
+            height, width = too_large[i]
+            unreadable.append((label, f"{width} x {height} pixels, above --max_pixels={max_pixels} (not decoded)"))
+        elif i not in sizes:
             item = domain.items[i]
             empty = (len(item) == 0) if domain.in_memory else (os.path.getsize(item) == 0)
             unreadable.append((label, "empty file" if empty else "cannot be decoded as an image"))
@@ -82,7 +95,8 @@ def check(domains, data):
     channels = {"A": data.channels_a, "B": data.channels_b}
     clean = {}
     for name, domain in domains.splits().items():
-        kept, report = check_domain(domain, channels[name[-1]], data.image_size, required=name.startswith("train"))
+        kept, report = check_domain(domain, channels[name[-1]], data.image_size, required=name.startswith("train"),
+                                    max_pixels=data.max_pixels)
         clean[name] = kept
         reports.append(report)
     result = dataclasses.replace(

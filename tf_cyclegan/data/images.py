@@ -48,15 +48,74 @@ def is_known_image(contents):
     return tf.reduce_any([starts(magic) for magic in _SIGNATURES]) | (starts(b"RIFF") & starts(b"WEBP", 8))
 
 
-def decode_rgba(contents):
+def _header_bytes(contents, length=32):
+    """The first ``length`` bytes as int64 (zero-padded for short input)."""
+    head = tf.strings.substr(tf.strings.join([contents, b"\0" * length]), 0, length)
+    return tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+
+def _little(b, start, count):
+    return sum(b[start + i] * (256**i) for i in range(count))
+
+
+def _big(b, start, count):
+    return sum(b[start + i] * (256 ** (count - 1 - i)) for i in range(count))
+
+
+def _webp_size(b):
+    """(height, width) from a WebP header's VP8X, VP8L or VP8 chunk."""
+    kind = b[15]  # the fourth letter of the first chunk's name: 'X', 'L' or ' '
+    extended = tf.stack([_little(b, 27, 3) + 1, _little(b, 24, 3) + 1])
+    lossless = tf.stack([(b[22] // 64 + b[23] * 4 + (b[24] % 16) * 1024) + 1, (b[21] + (b[22] % 64) * 256) + 1])
+    lossy = tf.stack([_little(b, 28, 2) % 16384, _little(b, 26, 2) % 16384])
+    return tf.where(tf.equal(kind, ord("X")), extended, tf.where(tf.equal(kind, ord("L")), lossless, lossy))
+
+
+def declared_size(contents):
+    """int64 [height, width] that an image's header declares, read without decoding it.
+
+    PNG, GIF, BMP and WebP headers are read at their fixed offsets, JPEG's by
+    ``extract_jpeg_shape``; [0, 0] for bytes of no known format (decoding then fails).
+    """
+    b = _header_bytes(contents)
+    starts = lambda magic, at=0: tf.equal(tf.strings.substr(  # noqa: E731
+        tf.strings.join([contents, b"\0" * 16]), at, len(magic)), magic)
+    png = tf.stack([_big(b, 20, 4), _big(b, 16, 4)])
+    gif = tf.stack([_little(b, 8, 2), _little(b, 6, 2)])
+    bmp = tf.abs(tf.bitcast(tf.cast(tf.stack([_little(b, 22, 4), _little(b, 18, 4)]), tf.uint32), tf.int32))
+    cases = [
+        (starts(_PNG_SIGNATURE), lambda: png),
+        (starts(b"GIF8"), lambda: gif),
+        (starts(b"BM"), lambda: tf.cast(bmp, tf.int64)),
+        (starts(b"RIFF") & starts(b"WEBP", 8), lambda: _webp_size(b)),
+        (starts(b"\xff\xd8\xff"), lambda: tf.cast(tf.io.extract_jpeg_shape(contents)[:2], tf.int64)),
+    ]
+    return tf.case(cases, default=lambda: tf.zeros([2], tf.int64), exclusive=False)
+
+
+def pixels_within(contents, max_pixels):
+    """Scalar bool: does the header declare at most ``max_pixels`` pixels (0 = no limit)?"""
+    size = declared_size(contents)
+    return tf.logical_or(max_pixels <= 0, size[0] * size[1] <= max_pixels)
+
+
+def decode_rgba(contents, max_pixels=0):
     """Encoded PNG/JPEG/BMP/GIF/WebP bytes → float32 HxWx4 RGBA in [0, 1].
 
-    16-bit PNGs keep their precision; gray is expanded; opaque formats get alpha 1.
-    GIFs give their first frame.
+    16-bit PNGs keep their precision (8-bit ones decode to 8 bits); gray is expanded;
+    opaque formats get alpha 1. GIFs give their first frame. With ``max_pixels`` an image
+    whose header declares more pixels fails with InvalidArgument before any decoding.
     """
+    if max_pixels:
+        size = declared_size(contents)
+        check = tf.debugging.Assert(size[0] * size[1] <= max_pixels, [
+            f"image of more than {max_pixels} pixels refused before decoding: height, width =", size])
+        with tf.control_dependencies([check]):
+            contents = tf.identity(contents)
     is_png = tf.equal(tf.strings.substr(contents, 0, 8), _PNG_SIGNATURE)
+    sixteen_bit = tf.equal(_header_bytes(contents)[24], 16)
     image = tf.cond(
-        is_png,
+        is_png & sixteen_bit,
         lambda: tf.cast(tf.io.decode_png(contents, channels=0, dtype=tf.uint16), tf.float32) / 65535.0,
         lambda: tf.cast(tf.io.decode_image(contents, channels=0, expand_animations=False), tf.float32) / 255.0,
     )
@@ -77,9 +136,9 @@ def composite(rgba, channels=3, background=(1.0, 1.0, 1.0)):
     return rgb
 
 
-def decode(contents, channels=3, background=(1.0, 1.0, 1.0)):
+def decode(contents, channels=3, background=(1.0, 1.0, 1.0), max_pixels=0):
     """Encoded image bytes → float32 HxWxC in [0, 1], alpha composited over ``background``."""
-    return composite(decode_rgba(contents), channels, background)
+    return composite(decode_rgba(contents, max_pixels), channels, background)
 
 
 def _resize(image, height, width):

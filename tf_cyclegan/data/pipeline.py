@@ -34,7 +34,7 @@ class _DomainReader:
 
     def _load_uncached(self, index):
         contents = self.table[index] if self.domain.in_memory else tf.io.read_file(self.table[index])
-        image = images.decode(contents, self.channels, self.background)
+        image = images.decode(contents, self.channels, self.background, self.data.max_pixels)
         return images.resize_for(image, self.data.preprocess, self.data.load_size, self.data.image_size)
 
     def _decode_all(self):
