@@ -75,9 +75,13 @@ def given_fields(args):
 def quiet_tensorflow(verbose=False):
     """Keeps TensorFlow's harmless C++ log lines off the terminal (call before TensorFlow loads).
 
+    Also makes stdout and stderr escape what they cannot encode (a file name in Latin-1, say).
+
     ``verbose`` (or TF_CYCLEGAN_VERBOSE=1) leaves stderr untouched. Otherwise C++ INFO and
     WARNING lines are turned off and stderr passes through a filter that drops the HARMLESS lines.
     """
+    for stream in (sys.stdout, sys.stderr):  # file names in any encoding print, escaped, instead of failing
+        stream.reconfigure(errors="backslashreplace")
     if verbose or os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

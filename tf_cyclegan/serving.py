@@ -42,7 +42,12 @@ def predict_rest(saved_model, body):
     import tensorflow as tf
 
     loaded = saved_model if hasattr(saved_model, "signatures") else tf.saved_model.load(str(saved_model))
-    request = json.loads(body) if isinstance(body, (str, bytes)) else body
+    try:
+        request = json.loads(body) if isinstance(body, (str, bytes)) else body
+    except ValueError as error:
+        return {"error": f"JSON Parse error: {error}"}
+    if not isinstance(request, dict):
+        return {"error": "the request body must be a JSON object with 'instances' or 'inputs'"}
     name = request.get("signature_name", "serving_default")
     if name not in loaded.signatures:
         return {"error": f"Serving signature name: \"{name}\" not found in signature def"}

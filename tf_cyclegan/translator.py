@@ -3,6 +3,7 @@
 The library behind ``python -m tf_cyclegan.translate``. Images are HxWxC in [0, 1].
 """
 
+import os
 from pathlib import Path
 
 
@@ -158,7 +159,7 @@ def read_image(path, channels, background, max_pixels=0):
     import tensorflow as tf
     from tf_cyclegan.data.images import composite, declared_size, decode_rgba
 
-    contents = tf.io.read_file(str(path))
+    contents = tf.io.read_file(os.fsencode(path))  # file names in any encoding
     height, width = (int(v) for v in declared_size(contents).numpy())
     if max_pixels and height * width > max_pixels:
         raise TooLarge(f"{width} x {height} pixels, above --max_pixels={max_pixels}")

@@ -1,24 +1,21 @@
-"""Unpaired input pipelines: sources (bundled sample, folders, TFDS), checks, tf.data."""
+"""Unpaired input pipelines: sources (bundled sample, folders, TFDS), checks, tf.data.
 
-from tf_cyclegan.data.check import DomainReport, check
-from tf_cyclegan.data.pipeline import UnpairedPipeline, steps_per_epoch
-from tf_cyclegan.data.sources import DataError, Domain, Domains, list_folder, resolve
+The public names load lazily, so ``python -m tf_cyclegan.data`` can parse its flags (and
+quiet TensorFlow) before TensorFlow is imported.
+"""
 
+import importlib
 
-def prepare(data, global_batch, seed=0, report=print):
-    """Resolves, checks and wraps a DataConfig: the one call the trainer needs.
-
-    ``report`` receives the pre-flight lines (warnings name each skipped file).
-    """
-    domains, reports = check(resolve(data), data)
-    report(f"data: {domains.description}")
-    for domain_report in reports:
-        for line in domain_report.lines(data.image_size):
-            report(line)
-    return UnpairedPipeline(domains, data, global_batch, seed)
+_PUBLIC = {
+    "DomainReport": "preflight", "check": "preflight",
+    "UnpairedPipeline": "pipeline", "steps_per_epoch": "pipeline",
+    "DataError": "sources", "Domain": "sources", "Domains": "sources", "list_folder": "sources", "resolve": "sources",
+    "prepare": "assemble",
+}
+__all__ = list(_PUBLIC)
 
 
-__all__ = [
-    "DataError", "Domain", "DomainReport", "Domains", "UnpairedPipeline", "check", "list_folder", "prepare",
-    "resolve", "steps_per_epoch",
-]
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"tf_cyclegan.data.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'tf_cyclegan.data' has no attribute {name!r}")

@@ -27,7 +27,7 @@ class _DomainReader:
 
     def __init__(self, domain, channels, data, background):
         self.domain, self.channels, self.data, self.background = domain, channels, data, background
-        self.table = tf.constant(domain.items)
+        self.table = domain.item_tensor()
         self.cached = None
         if data.cache and data.preprocess == "resize_and_crop":
             self.cached = tf.constant(self._decode_all())

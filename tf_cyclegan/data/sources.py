@@ -5,6 +5,7 @@ for TFDS, the stored bytes — which one pipeline decodes the same way.
 """
 
 import dataclasses
+import os
 import re
 import socket
 import sys
@@ -35,6 +36,12 @@ class Domain:
     @property
     def in_memory(self):
         return bool(self.items) and isinstance(self.items[0], bytes)
+
+    def item_tensor(self):
+        """The items as a string tensor: file paths as the bytes the file system holds (any encoding)."""
+        import tensorflow as tf
+
+        return tf.constant(self.items if self.in_memory else [os.fsencode(p) for p in self.items])
 
     def __len__(self):
         return len(self.items)

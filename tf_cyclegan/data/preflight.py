@@ -44,7 +44,7 @@ def _decoded_sizes(domain, channels, max_pixels):
 
     An image whose header declares more than ``max_pixels`` is never decoded; failures are simply absent.
     """
-    table = tf.constant(domain.items)
+    table = domain.item_tensor()
     read = (lambda x: x) if domain.in_memory else tf.io.read_file
 
     def size(index):
