@@ -25,7 +25,11 @@ setup(
         "pyyaml>=6",
         "ai-edge-litert>=1.2",
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3"]},
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5"],
+        # benchmarks/*.py --against_torch: the CPU build on this disk; never a runtime dependency
+        "torch": ["torch==2.13.0"],
+    },
     entry_points={
         "console_scripts": [
             "tf-cyclegan-train=tf_cyclegan.train:main",

@@ -93,7 +93,7 @@ class TrainConfig:
     num_samples: int = 4  # test images shown in sample grids
     strategy: str = "auto"  # auto, default, mirrored, multi_worker
     cpu_replicas: int = 0  # split the CPU into N logical devices (testing mirrored on CPU)
-    precision: str = "float32"  # float32, mixed_bfloat16, mixed_float16
+    precision: str = "auto"  # auto (bf16 where the hardware has it natively), float32, mixed_bfloat16, mixed_float16
     jit_compile: bool = False
 
 
@@ -130,7 +130,7 @@ CHOICES = {
     "model.init": ("normal", "xavier", "kaiming", "orthogonal"),
     "loss.gan_loss": ("lsgan", "vanilla", "hinge", "wgangp"),
     "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
-    "train.precision": ("float32", "mixed_bfloat16", "mixed_float16"),
+    "train.precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
 }
 # What python -m tf_cyclegan.evaluate can score.
 EVAL_METRICS = ("paired", "cycle", "kid", "fid")

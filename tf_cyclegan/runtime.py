@@ -32,3 +32,14 @@ def run_settings(seed, deterministic, precision):
         tf.random.set_seed(global_seed)
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+
+
+@contextlib.contextmanager
+def dtype_policy(precision):
+    """Layers built inside compute in ``precision``; the previous global policy is put back after."""
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

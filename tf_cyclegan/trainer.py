@@ -6,6 +6,7 @@ four phases: prepare (strategy, data, model), restore, loop, finish.
 """
 
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 from tf_cyclegan import data as data_lib
 from tf_cyclegan import distribute, factory, run, samples
+from tf_cyclegan import precision as precision_lib
 from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper
 from tf_cyclegan.evaluator import PeriodicEvaluation
 from tf_cyclegan.runtime import run_settings
@@ -50,12 +52,14 @@ class Trainer:
 
     def __init__(self, config, log=print, progress=True):
         self.config = config
+        self.precision = None  # the precision.Choice made at start (``auto`` resolved for this machine)
         self.log = log
         self.progress = progress
         self.paths = run.RunPaths(Path(config.run_dir))
 
     def run(self):
         """Trains to the configured number of steps; returns a summary dict."""
+        self._choose_precision()
         train = self.config.train
         with run_settings(train.seed, train.deterministic, train.precision):
             self._start_strategy()
@@ -86,6 +90,12 @@ class Trainer:
             lock.__exit__(None, None, None)
 
     # Phase 1: prepare.
+
+    def _choose_precision(self):
+        """Resolves ``auto`` for this machine; config.yaml then records the precision actually used."""
+        self.precision = precision_lib.choose_here(self.config.train.precision)
+        train = dataclasses.replace(self.config.train, precision=self.precision.precision)
+        self.config = dataclasses.replace(self.config, train=train)
 
     def _start_strategy(self):
         train = self.config.train
@@ -133,8 +143,8 @@ class Trainer:
         if latest:
             self.log(f"resuming from {latest} at step {self.step}/{self.total}")
         self.log(f"training {self.total} steps ({self.pipeline.steps_per_epoch} steps/epoch, global batch "
-                 f"{train.batch_size}, {self.strategy.num_replicas_in_sync} replica(s), {train.precision}) "
-                 f"in {self.paths.root}")
+                 f"{train.batch_size}, {self.strategy.num_replicas_in_sync} replica(s)) in {self.paths.root}")
+        self.log(self.precision.line())
         return latest
 
     @property

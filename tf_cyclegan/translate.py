@@ -25,6 +25,8 @@ def parse_args(argv=None):
     parser.add_argument("--background", default=None, help="composite colour for alpha (default: the run's)")
     parser.add_argument("--max_pixels", type=int, default=MAX_PIXELS,
                         help="images whose header declares more pixels are skipped, never decoded (0 = no limit)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                        help="with --run_dir: auto = bfloat16 where the CPU or GPU has it natively, else float32")
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.tile < 0 or args.overlap < 0 or args.max_pixels < 0:
@@ -40,11 +42,14 @@ def main(argv=None):
     from tf_cyclegan.checkpoints import CheckpointError
     from tf_cyclegan.config import ConfigError
     from tf_cyclegan.data.images import parse_background
+    from tf_cyclegan.precision import choose_here
     from tf_cyclegan.translator import TranslateError, Translator, translate_paths
 
     try:
         if args.run_dir:
-            translator = Translator.from_run(args.run_dir, args.direction, args.checkpoint)
+            choice = choose_here(args.precision)
+            print(choice.line())
+            translator = Translator.from_run(args.run_dir, args.direction, args.checkpoint, choice.precision)
         else:
             translator = Translator.from_saved_model(args.saved_model)
         if args.background:

@@ -24,15 +24,18 @@ class Translator:
             self._call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
 
     @classmethod
-    def from_run(cls, run_dir, direction="a2b", checkpoint=None):
+    def from_run(cls, run_dir, direction="a2b", checkpoint=None, precision="float32"):
+        """The run's generator for ``direction``, computing in ``precision`` (a Keras policy name)."""
         from tf_cyclegan import factory, run
         from tf_cyclegan.data.images import parse_background
+        from tf_cyclegan.runtime import dtype_policy
 
         config = run.read_config(run_dir)
         path = run.run_checkpoint(run_dir, checkpoint)
         if not path:
             raise TranslateError(f"--run_dir: {run_dir} has no checkpoint yet (train first)")
-        generator_ab, generator_ba = factory.restore_generators(config, path)
+        with dtype_policy(precision):
+            generator_ab, generator_ba = factory.restore_generators(config, path)
         data = config.data
         background = parse_background(data.background)
         if direction == "a2b":
