@@ -1,8 +1,9 @@
 """Where one training step spends its time: TensorFlow profiler totals per op type and layer.
 
-    python benchmarks/profile_step.py [--size=128] [--blocks=6] [--top=20] [--serial]
+    python benchmarks/profile_step.py [--size=128] [--blocks=6] [--top=20] [--serial] [--precision=float32]
+    python benchmarks/profile_step.py --preset=emoji [--batch=4]     # the quickstart's networks at 64 px
 
-Builds the paper's networks (as benchmarks/train_speed.py), warms the compiled step up,
+Builds the paper's networks (as benchmarks/train_speed.py) or a preset's, warms the compiled step up,
 profiles two steps and prints a table of self-time per (op type, layer kind), summed
 over both generators/discriminators and every residual block. ``--serial`` runs one op
 at a time (inter-op threads = 1), so times add up to the step and attribute cleanly;
@@ -39,14 +40,23 @@ def main():
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--serial", action="store_true", help="one op at a time (clean attribution)")
+    parser.add_argument("--preset", default="", help="a preset's networks and image size (e.g. emoji)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--precision", default="float32", help="a Keras policy, or auto")
+    parser.add_argument("--by", choices=("layer", "op"), default="layer", help="group by op type and layer, or op type")
     args = parser.parse_args()
 
+    import keras
     import tensorflow as tf
+
+    from tf_cyclegan.precision import choose_here
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
 
     if args.serial:
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    step, batch = warm_paper_step(args.size, args.blocks)
+    precision = choose_here(args.precision).precision
+    keras.mixed_precision.set_global_policy(precision)
+    step, batch = warm_paper_step(args.size, args.blocks, preset=args.preset, batch_size=args.batch)
     steps = 2
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
@@ -64,9 +74,11 @@ def main():
     totals = collections.Counter()
     for row in table["rows"]:
         values = dict(zip(columns, (cell.get("v") for cell in row["c"])))
-        totals[(values["type"], layer_kind(values["operation"]))] += values["total_self_time"] / steps / 1e3
+        layer = layer_kind(values["operation"]) if args.by == "layer" else "*"
+        totals[(values["type"], layer)] += values["total_self_time"] / steps / 1e3
     total = sum(totals.values())
-    print(f"\n{args.size} px, ResNet-{args.blocks}, batch 1: {wall:.2f} s/step while profiled "
+    what = f"preset {args.preset}" if args.preset else f"{args.size} px, ResNet-{args.blocks}"
+    print(f"\n{what}, batch {args.batch}, {precision}: {wall:.3f} s/step while profiled "
           f"({'serial' if args.serial else 'concurrent'} ops); op self-time {total / 1e3:.2f} s/step")
     print("| op type | layer | ms/step | share |")
     print("|---|---|---|---|")

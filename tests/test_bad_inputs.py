@@ -20,8 +20,10 @@ from trainrun import ENV, run_train
 EMOJI = Path(__file__).resolve().parent.parent / "tf_cyclegan" / "datasets" / "emoji"
 # Peak memory of a process that ends by printing it (a decoded 10000 x 10000 bomb alone takes 1.6 GB as RGBA floats;
 # the process measured 0.59 GB with the header check and 4.4 GB without).
-MEASURED = "import resource, runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_module(sys.argv[0], run_name='__main__')\n" \
-           "finally:\n    print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, flush=True)"
+# VmHWM, not ru_maxrss: a child started by a big process (a pytest worker holding TensorFlow) inherits its ru_maxrss.
+MEASURED = "import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_module(sys.argv[0], run_name='__main__')\n" \
+           "finally:\n    peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n" \
+           "    print('MAXRSS_MB', int(peak) // 1024, flush=True)"
 BAD_REASONS = {
     "bomb.png": "10000 x 10000 pixels, above --max_pixels",
     "cut_short.png": "cannot be decoded", "empty.png": "empty file", "not_an_image.jpg": "cannot be decoded",

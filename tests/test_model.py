@@ -149,3 +149,65 @@ def test_mixed_precision_step(policy):
         assert model.generator_ab.get_layer("r0_conv1").kernel.dtype == "float32"  # float32 master weights
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def _twin(model, **kwargs):
+    """A second tiny CycleGAN holding ``model``'s weights."""
+    twin = tiny_cyclegan(**kwargs)
+    for mine, theirs in zip(twin.weights, model.weights):
+        mine.assign(theirs)
+    return twin
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_shared_network_calls_keep_the_maths(batch):
+    """One generator call for fake_b and same_b (and one discriminator call for real and pooled fake) gives the
+    losses and gradients of separate calls: instance norm treats every image on its own."""
+    shared = tiny_cyclegan(kind="unet_64")
+    separate = _twin(shared, kind="unet_64")
+    separate.share_calls = False
+    assert shared.share_calls
+    real_a, real_b = tf.constant(_images(batch, seed=3)), tf.constant(_images(batch, seed=4))
+    results = []
+    for model in (shared, separate):
+        grads, fake_a, fake_b, values = model.generator_gradients(real_a, real_b, 1)
+        disc_grads, disc_values = model.discriminator_gradients(real_a, real_b, fake_a, fake_b, tf.constant(0, tf.int64), 1)
+        results.append((grads + disc_grads, {**values, **disc_values}))
+    (grads, values), (expected_grads, expected_values) = results
+    for name, value in expected_values.items():
+        assert float(values[name]) == pytest.approx(float(value), rel=1e-5, abs=1e-7), name
+    # Rounding only (a batch of two sums its reductions in another order): the tolerance is relative to the largest
+    # gradient, because the biases before instance norm have a true gradient of 0 and carry rounding noise alone.
+    scale = max(float(np.abs(g.numpy()).max()) for g in expected_grads)
+    for grad, expected in zip(grads, expected_grads):
+        np.testing.assert_allclose(grad.numpy(), expected.numpy(), rtol=1e-3, atol=1e-5 * scale)
+
+
+def test_batch_norm_networks_never_share_calls():
+    model = CycleGAN(*(build_generator("resnet_1blocks", ngf=4, norm="batch", name=f"g{i}") for i in range(2)),
+                     *(build_discriminator("n_layers", n_layers=2, ndf=4, name=f"d{i}") for i in range(2)),
+                     pool_size=0)
+    assert not model.share_calls
+
+
+def _adam_run(optimizer_class, steps=4):
+    from tf_cyclegan.schedule import LinearDecay
+
+    rng = np.random.default_rng(0)
+    variables = [keras.Variable(rng.normal(size=shape).astype("float32")) for shape in ((3, 3, 8, 4), (4,))]
+    optimizer = optimizer_class(LinearDecay(2e-4, 2, 2), beta_1=0.5)
+    apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)))
+    for _ in range(steps):
+        apply([tf.constant(rng.normal(size=v.shape).astype("float32")) for v in variables])
+    return variables, optimizer
+
+
+def test_fused_adam_is_keras_adam_and_reads_its_checkpoints(tmp_path):
+    from tf_cyclegan.optimizers import FusedAdam
+
+    (expected, keras_adam), (fused, fused_adam) = _adam_run(keras.optimizers.Adam), _adam_run(FusedAdam)
+    for mine, theirs in zip(fused + fused_adam.variables, expected + keras_adam.variables):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-7)
+    saved = tf.train.Checkpoint(optimizer=keras_adam).write(str(tmp_path / "keras_adam"))
+    tf.train.Checkpoint(optimizer=fused_adam).read(saved).assert_existing_objects_matched()
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(fused_adam.variables, keras_adam.variables))

@@ -20,6 +20,7 @@ from tf_cyclegan import distribute, factory, run, samples
 from tf_cyclegan import precision as precision_lib
 from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper
 from tf_cyclegan.evaluator import PeriodicEvaluation
+from tf_cyclegan.optimizers import FusedAdam
 from tf_cyclegan.runtime import run_settings
 from tf_cyclegan.schedule import LinearDecay
 from tf_cyclegan.stopping import StopSignals
@@ -122,7 +123,7 @@ class Trainer:
         optim, train = self.config.optimizer, self.config.train
         with self.strategy.scope():
             self.model = factory.build_model(self.config)
-            optimizers = [keras.optimizers.Adam(LinearDecay(optim.lr, constant, decay), beta_1=optim.beta1,
+            optimizers = [FusedAdam(LinearDecay(optim.lr, constant, decay), beta_1=optim.beta1,
                                                 beta_2=optim.beta2) for _ in range(2)]
             self.model.compile(*optimizers, jit_compile=train.jit_compile)
             self.checkpoint = factory.make_checkpoint(self.model)
