@@ -19,7 +19,8 @@ HARMLESS = re.compile(
     r"^(?:[IW]\d{4} [\d:.]+ +\d+ \S+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|E\d{4} .*(?:failed call to cuInit|remapper failed|Unable to register cu\w+ factory)"
-    r"|To enable the following instructions: .* rebuild TensorFlow)"
+    r"|To enable the following instructions: .* rebuild TensorFlow"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"
 )
 VERBOSE_ENV = "TF_CYCLEGAN_VERBOSE"
 

@@ -156,7 +156,7 @@ def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None
     generators = dict(zip(("a2b", "b2a"), factory.restore_generators(config, checkpoint)))
     reports = {}
     for direction in directions:
-        base = _inside(Path(output), f"{config.name}_{direction}")
+        base = contained(Path(output), f"{config.name}_{direction}")
         final, diff = _export_saved_model(generators[direction], config, direction, checkpoint, base, version,
                                           max_request_pixels)
         log(f"{direction}: SavedModel {final} (max abs diff vs Keras {diff:.1e})")
@@ -166,7 +166,7 @@ def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None
     return reports
 
 
-def _inside(output, name):
+def contained(output, name):
     """``output / name``, refusing a name that would lead outside ``output``."""
     target = output / name
     if target.resolve().parent != output.resolve():
@@ -219,7 +219,7 @@ def _export_tflite(generator, config, direction, saved_model, output, variants, 
     representative = _calibration_images(config, direction) if any("int8" in v for v in variants) else None
     reports = {}
     for variant in variants:
-        target = _inside(Path(output) / "tflite", f"{config.name}_{direction}_{variant}.tflite")
+        target = contained(Path(output) / "tflite", f"{config.name}_{direction}_{variant}.tflite")
         model_bytes = convert_tflite(saved_model, variant, representative)
         # Quantized variants are judged on a real image of the source domain (x in [-1, 1]).
         sample = representative[0][None] if representative and "int8" in variant else None
