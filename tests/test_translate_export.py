@@ -50,6 +50,7 @@ def test_saved_model_layout_and_round_trip(run_dir, exported):
         assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
         assert json.loads((version / "assets.extra" / "tf_cyclegan.json").read_text())["direction"] == direction
         assert reports[direction]["max_abs_diff"] <= 1e-4
+        assert version.stat().st_mode & 0o055 == 0o055  # a model server running as another user can read it
     assert not list(out.glob("tiny_a2b/.staging*"))
     loaded = tf.saved_model.load(str(out / "tiny_a2b" / "1"))
     serve = loaded.signatures["serving_default"]

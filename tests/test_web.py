@@ -97,6 +97,7 @@ def test_the_page_folder_is_self_contained_and_checked(page):
         assert f"{direction}: web model" in result.stdout and "max abs diff vs Keras" in result.stdout
     assert (folder / "litert" / "core" / "index.js").is_file() and (folder / "litert" / "wasm").is_dir()
     assert "{{" not in (folder / "index.html").read_text()
+    assert folder.stat().st_mode & 0o055 == 0o055  # a web server running as another user can read it
 
 
 def test_the_browser_translates_an_example_on_load_as_python_litert_does(visit, page):

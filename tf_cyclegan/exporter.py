@@ -180,8 +180,7 @@ def _export_saved_model(generator, config, direction, checkpoint, base, version,
 
     data = config.data
     channels = data.channels_a if direction == "a2b" else data.channels_b
-    base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+    staging = make_staging(base)
     try:
         archive = make_serving_archive(generator, channels, parse_background(data.background), max_pixels)
         archive.write_out(str(staging), verbose=False)
@@ -195,6 +194,17 @@ def _export_saved_model(generator, config, direction, checkpoint, base, version,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def make_staging(parent):
+    """A private new folder in ``parent`` to write an export into, readable like any folder once published
+    (``mkdtemp`` makes it 0700: a server running as another user could not read the export)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
 
 
 def _publish(staging, base, version):

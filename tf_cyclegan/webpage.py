@@ -132,7 +132,7 @@ def _extension(contents):
 def export_web(run_dir, output="export", size=0, litert_js="", variant="fp16", checkpoint=None, log=print):
     """Writes and checks the page folder for a run; returns its path and a report per direction."""
     from tf_cyclegan import factory, run
-    from tf_cyclegan.exporter import ExportError, contained
+    from tf_cyclegan.exporter import ExportError, contained, make_staging
 
     if variant not in VARIANTS:
         raise WebExportError(f"--web_variant: {variant!r} is not one of {', '.join(VARIANTS)}")
@@ -143,8 +143,7 @@ def export_web(run_dir, output="export", size=0, litert_js="", variant="fp16", c
     size = size or config.data.image_size
     import_map, wasm, copies = runtime_source(litert_js)
     target = contained(Path(output) / "web", config.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    staging = make_staging(target.parent)
     try:
         generators = dict(zip(("a2b", "b2a"), factory.restore_generators(config, checkpoint)))
         reports = _write_page(staging, config, generators, size, variant, import_map, wasm, copies)
