@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,8 @@ def test_evaluate_cli_reports_paired_metrics_and_says_why_kid_is_missing(tiny_ru
     assert {"l1", "psnr", "ssim", "cycle_l1"} <= set(report["a2b"]["translation"])
     assert 0 < report["a2b"]["translation"]["cycle_l1"] < 2
     assert "identity_baseline" in result.stdout and "note: --inception_weights: no such file" in result.stderr
+    assert "health at step 8 (training's last check; health.json):" in result.stdout  # the run's latest health
+    assert re.search(r"a2b: away [\d.]+, diversity [\d.]+, discriminator", result.stdout)
     assert any(p.name.startswith("events") for p in (run / "logs" / "eval").iterdir())
     bad = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--metrics=foo"],
                          env=ENV, capture_output=True, text=True, timeout=60)

@@ -153,7 +153,8 @@ def test_multi_worker_writes_samples_logs_and_config_once_from_the_chief(tmp_pat
     assert samples == [f"step_{s:07d}_{d}.png" for s in (2, 4) for d in ("a2b", "b2a")]
     worker = run / "checkpoints" / ".worker_worker_1"
     # The chief alone holds the run lock (.lock, released, i.e. emptied, when it exits).
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints", "config.yaml", "logs", "samples"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints", "config.yaml", "health.json", "logs",
+                                                     "samples"]
     assert (run / ".lock").read_text() == ""
     assert not list(worker.glob("*.png")) and not (worker / "samples").exists()
     assert [len(list((run / "logs").rglob("events.out.tfevents.*")))] == [1]

@@ -57,9 +57,13 @@ def test_cli_trains_and_writes_a_complete_run_directory(tiny_run):
     assert samples == [f"step_{s:07d}_{d}.png" for s in (3, 6, 8) for d in ("a2b", "b2a")]
     tags = read_events(run / "logs")
     for tag in ("loss/generator_total", "loss/cycle_a", "loss/disc_b", "loss/identity_a", "learning_rate",
-                "images_per_second", "samples/real_a|fake_b|cycled_a", "samples/real_b|fake_a|cycled_b"):
+                "images_per_second", "samples/real_a|fake_b|cycled_a", "samples/real_b|fake_a|cycled_b",
+                "health/a2b/away", "health/b2a/diversity", "health/a2b/discriminator", "health/b2a/cycle"):
         assert tag in tags, (tag, sorted(tags))
     assert tags["loss/generator_total"] == [2, 4, 6, 8]
+    assert tags["health/a2b/saturation"] == [3, 6, 8]  # at every sample step
+    health = json.loads((run / "health.json").read_text())
+    assert health["step"] == 8 and [check["step"] for check in health["history"]] == [3, 6, 8]
     assert "Done: step 8/8" in result.stdout and "run" in result.stdout
     assert "trainA" in result.stdout  # pre-flight report
 
@@ -134,6 +138,8 @@ def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
     ("--no_such_flag=1", "unrecognized arguments: --no_such_flag=1"),
     ("--set=model.depth=3", "unknown setting 'model.depth'"),
     ("--dataset=/no/such/folder", "--dataset: '/no/such/folder' is not a folder"),
+    ("--lambda_cycle_b=-2", "--lambda_cycle_b: must be >= 0, or -1 for lambda_cycle, got -2.0"),
+    ("--lambda_gan=-1", "--lambda_gan: must be >= 0, got -1.0"),
 ])
 def test_bad_flags_are_one_line_errors(tmp_path, flag, needle):
     result = run_cli([flag, "--steps=1"], cwd=tmp_path, timeout=120)
@@ -149,7 +155,7 @@ def test_help_lists_the_documented_flags(tmp_path):
     for flag in ("--dataset", "--config", "--run_dir", "--set", "--steps", "--epochs", "--decay_epochs",
                  "--image_size", "--load_size", "--batch_size", "--seed", "--deterministic", "--save_every_steps",
                  "--sample_every_steps", "--log_every_steps", "--strategy", "--precision", "--gan_loss",
-                 "--lambda_cycle", "--lambda_identity", "--pool_size", "--lr", "--beta1", "--ngf", "--ndf"):
+                 "--lambda_cycle", "--lambda_cycle_a", "--lambda_cycle_b", "--lambda_gan", "--lambda_identity", "--pool_size", "--lr", "--beta1", "--ngf", "--ndf"):
         assert flag in result.stdout, flag
     assert "default: 'lsgan'" in result.stdout
 
@@ -236,3 +242,29 @@ def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
     assert scores["pairs"] == 94
     assert translation["l1"] < identity["l1"] and translation["ssim"] > identity["ssim"]
     assert translation["cycle_l1"] < 0.08
+    health = json.loads((tmp_path / "run" / "health.json").read_text())
+    assert health["warnings"] == [] and health["step"] == 1700  # no false alarm on a healthy run
+
+
+def quickstart_scores(tmp_path, *flags):
+    result = run_cli(["--run_dir=run", *flags], cwd=tmp_path, timeout=1500)
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b",
+                                "--metrics=paired,cycle"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    return json.loads((tmp_path / "run" / "eval.json").read_text())["a2b"]["translation"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_the_quickstart_in_bfloat16_scores_as_in_float32(tmp_path):
+    """Where the CPU has native bf16 (what --precision=auto then picks), the quickstart in mixed_bfloat16 must score
+    within the float32 runs' spread (5 seeds: L1 0.184, SSIM 0.325-0.329) plus noise."""
+    from tf_cyclegan.precision import cpu_flags, native_bf16_flags
+
+    if not native_bf16_flags(cpu_flags()):
+        print("skipping: this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag); bf16 would be emulated")
+        pytest.skip("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag)")
+    translation = quickstart_scores(tmp_path, "--precision=mixed_bfloat16")
+    print(f"quickstart in mixed_bfloat16: a2b {translation}")
+    assert translation["l1"] <= 0.187 and translation["ssim"] >= 0.318 and translation["cycle_l1"] < 0.06

@@ -63,7 +63,10 @@ class ModelConfig:
 @dataclasses.dataclass
 class LossConfig:
     gan_loss: str = "lsgan"
-    lambda_cycle: float = 10.0
+    lambda_gan: float = 1.0  # weight of both generators' adversarial losses (0 = the paper's "cycle alone")
+    lambda_cycle: float = 10.0  # both cycle losses, unless lambda_cycle_a/_b say otherwise
+    lambda_cycle_a: float = -1.0  # forward cycle A→B→A (-1 = lambda_cycle; 0 with GAN = "GAN + backward")
+    lambda_cycle_b: float = -1.0  # backward cycle B→A→B (-1 = lambda_cycle; 0 with GAN = "GAN + forward")
     lambda_identity: float = 0.5
     lambda_gp: float = 10.0
     pool_size: int = 50
@@ -95,6 +98,8 @@ class TrainConfig:
     cpu_replicas: int = 0  # split the CPU into N logical devices (testing mirrored on CPU)
     precision: str = "auto"  # auto (bf16 where the hardware has it natively), float32, mixed_bfloat16, mixed_float16
     jit_compile: bool = False
+    health_images: int = 32  # test images per domain the health checks at every sample step use (0 = no checks)
+    on_unhealthy: str = "warn"  # warn, or stop: save a checkpoint and exit with code 3 (see health.py)
 
 
 @dataclasses.dataclass
@@ -131,6 +136,7 @@ CHOICES = {
     "loss.gan_loss": ("lsgan", "vanilla", "hinge", "wgangp"),
     "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
     "train.precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    "train.on_unhealthy": ("warn", "stop"),
 }
 # What python -m tf_cyclegan.evaluate can score.
 EVAL_METRICS = ("paired", "cycle", "kid", "fid")
@@ -142,9 +148,11 @@ POSITIVE = (
     "train.log_every_steps", "train.keep_checkpoints", "optimizer.lr",
 )
 NON_NEGATIVE = (
-    "data.max_dataset_size", "data.max_pixels", "loss.lambda_cycle", "loss.lambda_identity", "loss.lambda_gp",
+    "data.max_dataset_size", "data.max_pixels", "loss.lambda_gan", "loss.lambda_cycle", "loss.lambda_identity",
+    "loss.lambda_gp",
     "loss.pool_size",
     "train.epochs", "train.decay_epochs", "train.steps", "train.num_samples", "train.cpu_replicas", "model.init_gain",
+    "train.health_images",
     "eval.eval_every", "eval.max_eval_images",
 )
 
@@ -300,6 +308,10 @@ def validate(config):
         if value < 0 or (dotted in POSITIVE and value == 0):
             bound = "> 0" if dotted in POSITIVE else ">= 0"
             raise ConfigError(f"--{field}: must be {bound}, got {value}")
+    for field in ("lambda_cycle_a", "lambda_cycle_b"):
+        value = getattr(config.loss, field)
+        if value < 0 and value != -1:
+            raise ConfigError(f"--{field}: must be >= 0, or -1 for lambda_cycle, got {value}")
     data = config.data
     if data.preprocess in ("resize_and_crop", "scale_width_and_crop") and data.load_size < data.image_size:
         raise ConfigError(f"--load_size: must be >= --image_size ({data.image_size}) for {data.preprocess}")
@@ -320,6 +332,11 @@ def validate(config):
     if bool(data.domain_a) != bool(data.domain_b):
         raise ConfigError("--domain_a/--domain_b: give both folders or neither")
     return config
+
+
+def cycle_weights(loss):
+    """(forward, backward) cycle weights: lambda_cycle_a/_b, or lambda_cycle where they are -1."""
+    return tuple(loss.lambda_cycle if weight == -1 else weight for weight in (loss.lambda_cycle_a, loss.lambda_cycle_b))
 
 
 def generator_kind(model):

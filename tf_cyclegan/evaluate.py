@@ -4,6 +4,7 @@
 [--metrics=paired,cycle,kid,fid] [--inception_weights=PATH]``
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -42,6 +43,14 @@ def print_report(report, run_dir):
     elif report["notes"]:
         print(f"features for KID/FID: none ({report['notes'][0]})")
     print(f"wrote {Path(run_dir) / 'eval.json'}")
+    health = Path(run_dir) / "health.json"
+    if health.is_file():
+        from tf_cyclegan.health import summary_lines
+
+        try:
+            print("\n".join(summary_lines(json.loads(health.read_text()))))
+        except (ValueError, KeyError, TypeError):
+            print(f"note: {health} is unreadable")
 
 
 def main(argv=None):

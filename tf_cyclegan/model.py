@@ -66,6 +66,9 @@ class CycleGAN(keras.Model):
         pool_size=50,
         image_shape=None,
         seed=0,
+        lambda_gan=1.0,
+        lambda_cycle_a=None,
+        lambda_cycle_b=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,6 +80,10 @@ class CycleGAN(keras.Model):
         self.discriminator_b = discriminator_b
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
+        # The paper's ablations (§5.1.4): the adversarial term and each cycle weighted on its own.
+        self.lambda_gan = float(lambda_gan)
+        self.lambda_cycle_a = self.lambda_cycle if lambda_cycle_a is None else float(lambda_cycle_a)
+        self.lambda_cycle_b = self.lambda_cycle if lambda_cycle_b is None else float(lambda_cycle_b)
         self.gan_loss = gan_loss
         self.lambda_gp = float(lambda_gp)
         self.pool_size = int(pool_size)
@@ -88,28 +95,30 @@ class CycleGAN(keras.Model):
                 f"identity loss needs equal channel counts in A and B (got {channels_a} and {channels_b}); "
                 "set lambda_identity=0"
             )
-        if image_shape is None and self.pool_size > 0:
-            image_shape = generator_ab.input_shape[1:]
-            if None in image_shape:
-                raise ValueError("pool_size > 0 needs image_shape=(height, width, channels) of the training crops")
-        self.image_shape = None if image_shape is None else tuple(int(d) for d in image_shape)
-        if self.image_shape is not None:
-            height, width = self.image_shape[:2]
-            self.pool_a = HistoryPool(self.pool_size, (height, width, channels_a), seed=self.seed, name="pool_a")
-            self.pool_b = HistoryPool(self.pool_size, (height, width, channels_b), seed=self.seed + 1, name="pool_b")
-        else:
-            self.pool_a = HistoryPool(0, (1, 1, channels_a), name="pool_a")
-            self.pool_b = HistoryPool(0, (1, 1, channels_b), name="pool_b")
-        self.train_trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS}
-        if gan_loss == "wgangp":
-            for name in ("gradient_penalty_a", "gradient_penalty_b"):
-                self.train_trackers[name] = keras.metrics.Mean(name=name)
+        self._make_pools(image_shape, channels_a, channels_b)
+        extra = ("gradient_penalty_a", "gradient_penalty_b") if gan_loss == "wgangp" else ()
+        self.train_trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS + extra}
         self.test_trackers = {name: keras.metrics.Mean(name=name) for name in TEST_METRICS}
         # One generator call for two batches where that cannot change the maths (see _generate).
         networks = (generator_ab, generator_ba, discriminator_a, discriminator_b)
         self.share_calls = not any(isinstance(layer, keras.layers.BatchNormalization)
                                    for network in networks for layer in network.layers)
         self.built = True  # the four networks are built functional models
+
+    def _make_pools(self, image_shape, channels_a, channels_b):
+        """The two history pools, sized by the training crops (``image_shape``, or the generators' fixed input)."""
+        if image_shape is None and self.pool_size > 0:
+            image_shape = self.generator_ab.input_shape[1:]
+            if None in image_shape:
+                raise ValueError("pool_size > 0 needs image_shape=(height, width, channels) of the training crops")
+        self.image_shape = None if image_shape is None else tuple(int(d) for d in image_shape)
+        if self.image_shape is None:
+            self.pool_a = HistoryPool(0, (1, 1, channels_a), name="pool_a")
+            self.pool_b = HistoryPool(0, (1, 1, channels_b), name="pool_b")
+            return
+        height, width = self.image_shape[:2]
+        self.pool_a = HistoryPool(self.pool_size, (height, width, channels_a), seed=self.seed, name="pool_a")
+        self.pool_b = HistoryPool(self.pool_size, (height, width, channels_b), seed=self.seed + 1, name="pool_b")
 
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, jit_compile=False, **kwargs):
         """Takes one optimizer for both generators and one for both discriminators.
@@ -208,15 +217,15 @@ class CycleGAN(keras.Model):
             cycled_b = self.generator_ab(fake_a, training=True)
             gan_ab = losses.generator_loss(kind, self.discriminator_b(fake_b, training=True))
             gan_ba = losses.generator_loss(kind, self.discriminator_a(fake_a, training=True))
-            cycle_a = self.lambda_cycle * losses.l1(real_a, cycled_a)
-            cycle_b = self.lambda_cycle * losses.l1(real_b, cycled_b)
+            cycle_a = self.lambda_cycle_a * losses.l1(real_a, cycled_a)
+            cycle_b = self.lambda_cycle_b * losses.l1(real_b, cycled_b)
             if self.lambda_identity > 0:
                 identity_weight = self.lambda_cycle * self.lambda_identity
                 identity_a = identity_weight * losses.l1(real_a, same_a)
                 identity_b = identity_weight * losses.l1(real_b, same_b)
             else:
                 identity_a = identity_b = tf.constant(0.0)
-            generator_total = gan_ab + gan_ba + cycle_a + cycle_b + identity_a + identity_b
+            generator_total = self.lambda_gan * (gan_ab + gan_ba) + cycle_a + cycle_b + identity_a + identity_b
             scaled = self.generator_optimizer.scale_loss(generator_total / replicas)
         grads = tape.gradient(scaled, self.generator_variables)
         values = dict(
@@ -284,6 +293,9 @@ class CycleGAN(keras.Model):
         config = {
             "lambda_cycle": self.lambda_cycle,
             "lambda_identity": self.lambda_identity,
+            "lambda_gan": self.lambda_gan,
+            "lambda_cycle_a": self.lambda_cycle_a,
+            "lambda_cycle_b": self.lambda_cycle_b,
             "gan_loss": self.gan_loss,
             "lambda_gp": self.lambda_gp,
             "pool_size": self.pool_size,

@@ -41,6 +41,10 @@ class RunPaths:
     def eval_report(self):
         return self.root / "eval.json"
 
+    @property
+    def health(self):
+        return self.root / "health.json"
+
 
 class RunLocked(RuntimeError):
     """Another trainer holds the run directory (the message names it)."""

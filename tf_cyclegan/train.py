@@ -59,12 +59,14 @@ def main(argv=None):
     except config_lib.ConfigError as error:
         cli.fail(PROG, str(error))
     from tf_cyclegan import data as data_lib
-    from tf_cyclegan.trainer import Trainer, TrainingError
+    from tf_cyclegan.trainer import Trainer, TrainingError, Unhealthy
 
     try:
         summary = Trainer(config, progress=True).run()
     except data_lib.DataError as error:
         cli.fail(PROG, str(error), code=1)
+    except Unhealthy as error:
+        cli.fail(PROG, str(error), code=3)
     except TrainingError as error:
         cli.fail(PROG, str(error), code=130 if "interrupted" in str(error) else 1)
     except KeyboardInterrupt:

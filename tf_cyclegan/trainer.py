@@ -20,6 +20,7 @@ from tf_cyclegan import distribute, factory, run, samples
 from tf_cyclegan import precision as precision_lib
 from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper
 from tf_cyclegan.evaluator import PeriodicEvaluation
+from tf_cyclegan.health import TrainingHealth
 from tf_cyclegan.optimizers import FusedAdam
 from tf_cyclegan.runtime import run_settings
 from tf_cyclegan.schedule import LinearDecay
@@ -30,6 +31,10 @@ SHOWN = ("generator_total", "cycle_a", "cycle_b", "disc_a", "disc_b")
 
 class TrainingError(RuntimeError):
     """Training stopped for a reason the user must act on (message is one line)."""
+
+
+class Unhealthy(TrainingError):
+    """A health check failed under --on_unhealthy=stop (the run saved a checkpoint first)."""
 
 
 class Interrupted(Exception):
@@ -157,6 +162,10 @@ class Trainer:
     def _loop(self, start, resumed_from):
         config = self.config
         self.evaluation = PeriodicEvaluation(config, self.pipeline, self.checkpoint, self.chief, self.log)
+        self.health = None
+        if config.train.health_images and self.chief:
+            self.health = TrainingHealth(self.model, self.pipeline, config, self.paths.health, start, self.total,
+                                         self.log)
         self.fixed_images = None
         if config.train.num_samples:
             self.fixed_images = (self.pipeline.test_images("A", config.train.num_samples)[0],
@@ -174,7 +183,7 @@ class Trainer:
         with StopSignals() as stop_requested:
             try:
                 while step < self.total:
-                    stop = step_function(iterator, lambda: bool(stop_requested))
+                    stop = step_function(iterator, lambda: bool(stop_requested) or self._unhealthy())
                     step += 1
                     self._after_step(step)
                     if stop and step < self.total:
@@ -223,6 +232,8 @@ class Trainer:
         log_now = due(train.log_every_steps)
         save_now = due(train.save_every_steps)
         sample_now = self.fixed_images is not None and self.chief and due(train.sample_every_steps)
+        if self.health is not None and due(train.sample_every_steps):
+            self.health(step, self.writer)
         evaluate_now = self.evaluation.due(step, total)
         values = self._read_losses(step) if log_now or save_now or sample_now or evaluate_now else None
         if log_now:
@@ -281,11 +292,17 @@ class Trainer:
 
     # Phase 4: finish (or stop early).
 
+    def _unhealthy(self):
+        return self.health is not None and self.health.reason is not None
+
     def _interrupted(self, step, signalled_here):
         self._read_losses(step)
         if step != self._last_saved_step():
             self.last_checkpoint = self._save(step)
         self.writer.flush()
+        if self._unhealthy() and not signalled_here:
+            raise Unhealthy(f"stopped at step {step}/{self.total} (--on_unhealthy=stop): {self.health.reason}; "
+                            f"saved {self.last_checkpoint}. Rerun to go on, or start again with another --seed")
         who = "" if signalled_here else " (another worker was interrupted)"
         raise TrainingError(f"interrupted at step {step}/{self.total}{who}; saved {self.last_checkpoint}. "
                             "Rerun the same command to resume") from None
