@@ -62,8 +62,7 @@ def shortcut_history(full_run, transform):
 
     config = run.read_config(full_run)
     model = factory.build_model(config)
-    model.compile()
-    factory.make_checkpoint(model).restore(run.run_checkpoint(full_run, None)).expect_partial()
+    tf.train.Checkpoint(model=model).restore(run.run_checkpoint(full_run, None)).expect_partial()  # no optimizers
     pipeline = data_lib.prepare(config.data, 1, report=lambda line: None)
     for name in ("generator_ab", "generator_ba"):
         inner = getattr(model, name)
@@ -79,11 +78,11 @@ def hue_rotation(y):
     return tf.image.adjust_hue((y + 1) / 2, 1 / 3) * 2 - 1
 
 
-def replay(history):
+def replay(history, warmup):
     """The warnings tf_cyclegan/health.py gives for a recorded history, and the worst value per signal."""
     from tf_cyclegan.health import RULES, HealthMonitor
 
-    monitor = HealthMonitor(warmup=HEALTH_WARMUP[0])
+    monitor = HealthMonitor(warmup=warmup)
     first = {}
     for check in history:
         for warning in monitor.check(check["step"], check["values"]):
@@ -98,9 +97,6 @@ def replay(history):
     return worst, first
 
 
-HEALTH_WARMUP = [0]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -111,7 +107,7 @@ def main():
     args = parser.parse_args()
     from tf_cyclegan.health import RULES, default_warmup
 
-    HEALTH_WARMUP[0] = default_warmup(args.steps)
+    warmup = default_warmup(args.steps)
     histories = {name: train(name, flags, args) for name, flags in RUNS.items()
                  if not args.only or name in args.only.split(",")}
     full = Path(args.out) / folder_name("full (preset, identity 0.5)")
@@ -119,7 +115,7 @@ def main():
         histories["inverted translations"] = shortcut_history(full, lambda y: -y)
         histories["hue-rotated translations"] = shortcut_history(full, hue_rotation)
     print(f"\n{describe_cpu()}\nquickstart preset, {args.steps} steps, checks every {args.sample_every}, "
-          f"seed {args.seed}, warm-up {HEALTH_WARMUP[0]} steps; cells: worst value after the warm-up "
+          f"seed {args.seed}, warm-up {warmup} steps; cells: worst value after the warm-up "
           "(flagged: * and the step of the first warning)")
     signals = [(d, r.signal) for r in RULES for d in ("a2b", "b2a")]
     print("| run | expected | " + " | ".join(f"{d} {s}" for d, s in signals) + " |")
@@ -127,7 +123,7 @@ def main():
     print("| threshold | | " + " | ".join(f"{'>' if r.above else '<'} {r.threshold}" for r in RULES
                                           for _ in ("a2b", "b2a")) + " |")
     for name, history in histories.items():
-        worst, first = replay(history)
+        worst, first = replay(history, warmup)
         cells = [f"{worst.get(key, float('nan')):.2f}" + (f" *{first[key]}" if key in first else "") for key in signals]
         print(f"| {name} | {EXPECTED[name]} | " + " | ".join(cells) + " |")
 

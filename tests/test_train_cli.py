@@ -68,6 +68,14 @@ def test_cli_trains_and_writes_a_complete_run_directory(tiny_run):
     assert "trainA" in result.stdout  # pre-flight report
 
 
+def test_a_log_file_gets_plain_progress_lines(tiny_run):
+    # stdout is a pipe here, as in a scheduler's log file: one line per log interval, no \r or \b of a live bar.
+    assert "\r" not in tiny_run.stdout and "\b" not in tiny_run.stdout
+    progress = [line for line in tiny_run.stdout.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in progress] == ["2/8", "4/8", "6/8", "8/8"]
+    assert "generator_total" in progress[0] and "img/s" in progress[0]
+
+
 def test_training_is_quiet_by_default(tiny_run):
     # TensorFlow's C++ start-up lines (CUDA probe, CPU features, absl notices) stay off a user's terminal.
     noise = [line for line in tiny_run.stderr.splitlines()

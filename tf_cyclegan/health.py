@@ -35,7 +35,7 @@ class Rule:
 
 
 RULES = (
-    Rule("away", True, 1.03, 2, "translations are farther from the target domain's colours than the inputs "
+    Rule("away", True, 1.25, 2, "translations are farther from the target domain's colours than the inputs "
                                 "(an inverted or hue-rotated shortcut?)"),
     Rule("diversity", False, 0.25, 2, "translations of different inputs look alike (mode collapse)"),
     Rule("discriminator", True, 0.97, 4, "the discriminator tells every translation from real images (it has won)"),
@@ -159,7 +159,7 @@ class HealthMonitor:
     def summary(self):
         """The latest values, the episodes still open and every warning given (what health.json holds)."""
         latest = self.history[-1] if self.history else {"step": 0, "values": {}}
-        return {"step": latest["step"], "values": latest["values"],
+        return {"step": latest["step"], "values": latest["values"], "warmup": self.warmup,
                 "unhealthy": sorted(f"{d}/{s}" for d, s in self.open),
                 "warnings": [w for check in self.history for w in check["warnings"]],
                 "thresholds": {rule.signal: {"above" if rule.above else "below": rule.threshold,

@@ -161,11 +161,11 @@ class Trainer:
 
     def _loop(self, start, resumed_from):
         config = self.config
-        self.evaluation = PeriodicEvaluation(config, self.pipeline, self.checkpoint, self.chief, self.log)
+        self.evaluation = PeriodicEvaluation(config, self.pipeline, self.checkpoint, self.chief, self._say)
         self.health = None
         if config.train.health_images and self.chief:
             self.health = TrainingHealth(self.model, self.pipeline, config, self.paths.health, start, self.total,
-                                         self.log)
+                                         self._say)
         self.fixed_images = None
         if config.train.num_samples:
             self.fixed_images = (self.pipeline.test_images("A", config.train.num_samples)[0],
@@ -178,6 +178,7 @@ class Trainer:
         self.last_checkpoint = resumed_from
         self.progbar = keras.utils.Progbar(self.total, stateful_metrics=["epoch", "img/s", *SHOWN],
                                            unit_name="step", verbose=1 if self.progress else 0)
+        self.bar_open = False  # the terminal's cursor is at the end of the progress bar
         self.window = (time.perf_counter(), start)
         started, step = time.perf_counter(), start
         with StopSignals() as stop_requested:
@@ -277,8 +278,19 @@ class Trainer:
         shown = [("epoch", -(-step // steps_per_epoch))]
         if values is not None:
             shown += [("img/s", self.images_per_second)] + [(name, values[name]) for name in SHOWN]
+        if not sys.stdout.isatty():  # a log file: a plain line (Keras' bar would write \r and \b into it)
+            self.log(f"step {step}/{self.total}  " + "  ".join(f"{name} {value:.4g}" for name, value in shown))
+            return
         self.progbar.update(step, values=shown, finalize=step == self.total)
         sys.stdout.flush()
+        self.bar_open = step != self.total
+
+    def _say(self, line):
+        """A message during the loop, on a line of its own (not glued to the end of the progress bar)."""
+        if self.bar_open:
+            sys.stdout.write("\n")
+            self.bar_open = False
+        self.log(line)
 
     def _save(self, step):
         try:
