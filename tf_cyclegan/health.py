@@ -37,7 +37,7 @@ class Rule:
 RULES = (
     Rule("away", True, 1.25, 2, "translations are farther from the target domain's colours than the inputs "
                                 "(an inverted or hue-rotated shortcut?)"),
-    Rule("diversity", False, 0.25, 2, "translations of different inputs look alike (mode collapse)"),
+    Rule("diversity", False, 0.5, 2, "translations of different inputs look alike (mode collapse)"),
     Rule("discriminator", True, 0.97, 4, "the discriminator tells every translation from real images (it has won)"),
     Rule("saturation", True, 0.20, 2, "translations are stuck at black/white (outputs saturated at ±1)"),
     Rule("cycle", True, 0.50, 2, "the cycle does not close (reconstructions no closer than an unrelated image)"),
