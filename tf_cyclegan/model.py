@@ -243,26 +243,22 @@ class CycleGAN(keras.Model):
         """
         if self.lambda_identity <= 0:
             return generator(real, training=True), None
-        if not (self.share_calls and _same_image_shape(real, other)):
-            return generator(real, training=True), generator(other, training=True)
-        both = generator(tf.concat([real, other], axis=0), training=True)
-        count = tf.shape(real)[0]
-        return both[:count], both[count:]
+        return self._call_twice(generator, real, other)
 
-    def _judge(self, discriminator, real, fake):
-        """``discriminator`` on real and on fake images (one call where that keeps the maths, as _generate)."""
-        if not (self.share_calls and _same_image_shape(real, fake)):
-            return discriminator(real, training=True), discriminator(fake, training=True)
-        both = discriminator(tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True)
-        count = tf.shape(real)[0]
+    def _call_twice(self, network, first, second):
+        """``network(first), network(second)``: one call on both batches where that keeps the maths (see _generate)."""
+        if not (self.share_calls and _same_image_shape(first, second)):
+            return network(first, training=True), network(second, training=True)
+        both = network(tf.concat([first, tf.cast(second, first.dtype)], axis=0), training=True)
+        count = tf.shape(first)[0]
         return both[:count], both[count:]
 
     def discriminator_gradients(self, real_a, real_b, pooled_fake_a, pooled_fake_b, step, replicas):
         """The discriminators' losses and gradients against (pooled) fakes: (grads, losses)."""
         kind = self.gan_loss
         with tf.GradientTape() as tape:
-            disc_a = losses.discriminator_loss(kind, *self._judge(self.discriminator_a, real_a, pooled_fake_a))
-            disc_b = losses.discriminator_loss(kind, *self._judge(self.discriminator_b, real_b, pooled_fake_b))
+            disc_a = losses.discriminator_loss(kind, *self._call_twice(self.discriminator_a, real_a, pooled_fake_a))
+            disc_b = losses.discriminator_loss(kind, *self._call_twice(self.discriminator_b, real_b, pooled_fake_b))
             disc_total = disc_a + disc_b
             values = dict(disc_a=disc_a, disc_b=disc_b)
             if kind == "wgangp":
