@@ -184,6 +184,8 @@ def test_shared_network_calls_keep_the_maths(batch):
 
 
 def test_batch_norm_networks_never_share_calls():
+    # pool_size=0: the pool needs an image shape these shape-free networks lack, and plays no part in share_calls
+    # (the pool under every strategy is covered by tests/test_strategies.py).
     model = CycleGAN(*(build_generator("resnet_1blocks", ngf=4, norm="batch", name=f"g{i}") for i in range(2)),
                      *(build_discriminator("n_layers", n_layers=2, ndf=4, name=f"d{i}") for i in range(2)),
                      pool_size=0)
