@@ -62,3 +62,51 @@ def write_corpus(folder):
     with open(os.path.join(os.fsencode(folder), b"caf\xe9.png"), "wb") as handle:  # a Latin-1 (non-UTF-8) name
         handle.write(good)
     return {name: kind for name, (_, kind) in files.items()} | {"caf\udce9.png": "valid"}
+
+
+def jpeg_bytes(pixels, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def declaring_jpeg(width, height):
+    """A few hundred bytes of real JPEG whose frame header is patched to declare ``width`` x ``height``:
+    libjpeg fills what the data lacks with gray and "succeeds" (with 'Corrupt JPEG data' on stderr)."""
+    contents = bytearray(jpeg_bytes(np.full((16, 16, 3), 200, np.uint8), quality=50))
+    frame = contents.find(b"\xff\xc0")
+    contents[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
+    return bytes(contents)
+
+
+def rotated_jpeg(pixels, orientation):
+    """A JPEG stored as ``pixels`` with an EXIF orientation tag (6: shown turned 90 degrees clockwise)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return jpeg_bytes(pixels, quality=95, exif=exif.tobytes())
+
+
+def many_frame_gif(side, frames):
+    """An animated GIF of ``frames`` solid ``side`` x ``side`` frames in a few MB: one LZW-compressed frame's
+    bytes repeated (each frame decodes to side * side * 4 bytes)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((side, side), 7, np.uint8), "L").save(buffer, "GIF")
+    single = buffer.getvalue()
+    start = single.index(b"\x2c", 13)  # the image descriptor (the one frame), after header and colour table
+    frame = b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + single[start:-1]  # a graphic control extension (0.1 s) + frame
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    return single[:start] + loop + frame * frames + b";"
+
+
+def keyed_png(mode):
+    """A 2 x 2 gray or RGB PNG whose colour key (tRNS) makes two pixels transparent."""
+    if mode == "L":
+        return png_bytes(np.array([[0, 100], [200, 0]], np.uint8), "L", transparency=0)
+    pixels = np.array([[[255, 0, 0], [0, 0, 255]], [[0, 255, 0], [255, 0, 0]]], np.uint8)
+    return png_bytes(pixels, "RGB", transparency=(255, 0, 0))
+
+
+BILLION_LAUGHS = "".join(
+    [f"a0: &a0 [{', '.join(['lol'] * 9)}]\n"]
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)]
+)

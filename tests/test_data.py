@@ -293,6 +293,6 @@ def test_check_cli(tmp_path):
         [sys.executable, "-m", "tf_cyclegan.data", "check", str(tmp_path / "nope")],
         capture_output=True, text=True, timeout=120,
     )
-    assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1].startswith("error: --dataset")
+    assert missing.returncode == 1  # a data error, as in train (one exit code per kind of error, tf_cyclegan.errors)
+    assert missing.stderr.strip().splitlines()[-1].startswith("python -m tf_cyclegan.data: error: --dataset")
     assert "Traceback" not in missing.stderr

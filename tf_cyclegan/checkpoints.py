@@ -7,17 +7,19 @@ it is unreadable, partial or missing; the damaged files are moved to ``damaged/`
 deleted. A folder whose checkpoints all fail is an error, never a silent restart.
 """
 
-import os
 import re
 import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
+from tf_cyclegan import fs
+from tf_cyclegan.errors import UserError
+
 NAME = "ckpt"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """No usable checkpoint, or one that does not fit the config (the message is one line)."""
 
 
@@ -154,7 +156,4 @@ class CheckpointKeeper:
             return
         names = [Path(p).name for p in self.kept]
         lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
-        index = self.directory / "checkpoint"
-        temporary = index.with_name(f".checkpoint.tmp-{os.getpid()}")
-        temporary.write_text("\n".join(lines) + "\n")
-        os.replace(temporary, index)
+        fs.write_atomic(self.directory / "checkpoint", "\n".join(lines) + "\n")

@@ -12,13 +12,15 @@ import sys
 import threading
 
 from tf_cyclegan import config as config_lib
+from tf_cyclegan.errors import UserError
 
 # TensorFlow C++ lines that are noise for a user: absl INFO/WARNING lines, the CUDA probe on a machine without a GPU,
 # grappler's remapper message, the CPU-feature notice. Anything else on stderr (our errors included) passes.
 HARMLESS = re.compile(
     r"^(?:[IW]\d{4} [\d:.]+ +\d+ \S+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|E\d{4} .*(?:failed call to cuInit|remapper failed|Unable to register cu\w+ factory)"
+    r"|E\d{4} .*(?:failed call to cuInit|remapper failed|Unable to register cu\w+ factory"
+    r"|oneDNN supports DT_UINT8 only on platforms with AVX-512)"
     r"|To enable the following instructions: .* rebuild TensorFlow"
     r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"
 )
@@ -38,6 +40,51 @@ def fail(prog, message, code=2):
     sys.exit(code)
 
 
+def run_command(prog, body):
+    """Runs a command's ``body()`` and returns its exit code (0 when it returns None).
+
+    The one place where errors become what a user sees: a UserError is its one line and its
+    ``exit_code``; an OSError (a path that is a file, read-only, too long, gone) names the path;
+    running out of memory and Ctrl-C are one line too. Never a traceback, unless
+    ``--verbose``/TF_CYCLEGAN_VERBOSE asks for one (for a bug report).
+    """
+    try:
+        return body() or 0
+    except UserError as error:
+        _explain(prog, str(error), error.exit_code, error)
+    except KeyboardInterrupt as error:
+        _explain(prog, "interrupted", 130, error)
+    except OSError as error:
+        _explain(prog, describe_os_error(error), 1, error)
+    except MemoryError as error:
+        _explain(prog, "out of memory (try a smaller image size, batch or --tile)", 1, error)
+    except Exception as error:  # TensorFlow's own errors, e.g. an allocation that failed
+        if type(error).__name__ != "ResourceExhaustedError":
+            raise
+        _explain(prog, "out of memory: " + first_line(getattr(error, "message", "") or str(error)) +
+                 " (try a smaller image size, batch or --tile)", 1, error)
+
+
+def _explain(prog, message, code, error):
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        import traceback
+
+        traceback.print_exception(error)
+    fail(prog, message.strip().splitlines()[0] if message.strip() else type(error).__name__, code)
+
+
+def describe_os_error(error):
+    """'<path>: <reason>' for an OSError, naming both paths of a failed rename or link."""
+    reason = error.strerror or str(error)
+    names = [os.fsdecode(name) for name in (error.filename, error.filename2) if name is not None]
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def first_line(text):
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
 def add_config_flags(parser):
     """One ``--field=value`` flag per config field, default and choices in its help."""
     defaults = config_lib.Config()
@@ -45,10 +92,10 @@ def add_config_flags(parser):
     for name, (dotted, kind) in config_lib.flat_fields().items():
         section, _, field = dotted.rpartition(".")
         default = getattr(getattr(defaults, section), field) if section else getattr(defaults, field)
-        choices = config_lib.CHOICES.get(dotted)
+        choices = config_lib.choices(dotted)
         help_text = f"{dotted} ({kind.__name__}, default: {default!r})"
         if choices:
-            help_text += f"; one of {', '.join(choices)}"
+            help_text += f"; one of {', '.join(map(str, choices))}"
         group.add_argument(f"--{name}", default=None, metavar=kind.__name__.upper(), help=help_text)
 
 
@@ -83,7 +130,9 @@ def quiet_tensorflow(verbose=False):
     """
     for stream in (sys.stdout, sys.stderr):  # file names in any encoding print, escaped, instead of failing
         stream.reconfigure(errors="backslashreplace")
-    if verbose or os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # run_command then shows a traceback with the error line
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()

@@ -11,13 +11,22 @@ from pathlib import Path
 
 import yaml
 
+from tf_cyclegan.errors import ConfigError
+from tf_cyclegan.rules import MAX_COUNT, count, parse_value, setting, weight
+
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 # A run name becomes part of folder names (runs/<name>, export/<name>_a2b): no separators, no "..".
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
-class ConfigError(ValueError):
-    """A bad setting; the message names the setting and what is allowed."""
+MAX_SIDE = 16384  # image_size / load_size: TensorFlow's image ops and any network past this are out of reach
+MAX_CONFIG_BYTES = 1_000_000  # a preset or config.yaml is a few hundred bytes; anything larger is not one
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+# Shared by the command lines (which must not load TensorFlow to print --help) and the library.
+TFLITE_VARIANTS = ("fp32", "fp16", "int8", "int8_full")
+MAX_REQUEST_PIXELS = 16_000_000  # no serving request translates more pixels (a 4000 x 4000 photo), whatever the memory
+MAX_REQUEST_GB = 2.0  # nor more than the pixels whose estimated memory (footprint) fits in this, per request
+TRANSLATE_MAX_PIXELS = 50_000_000  # translate's decode limit: above training's, as it tiles images too large for memory
 
 
 @dataclasses.dataclass
@@ -30,85 +39,91 @@ class DataConfig:
     test_a: str = ""
     test_b: str = ""
     data_dir: str = ""  # TFDS data directory ('' = TFDS default)
-    image_size: int = 256  # crop size fed to the networks
-    load_size: int = 286  # resize before the random crop
-    preprocess: str = "resize_and_crop"
+    image_size: int = count(256, low=1, high=MAX_SIDE)  # crop size fed to the networks
+    load_size: int = count(286, low=1, high=MAX_SIDE)  # resize before the random crop
+    preprocess: str = setting("resize_and_crop",
+                              choices=("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"))
     flip: bool = True
-    channels_a: int = 3
-    channels_b: int = 3
+    channels_a: int = setting(3, choices=(1, 3))
+    channels_b: int = setting(3, choices=(1, 3))
     background: str = "white"  # composite colour for transparent pixels: white, black, gray or R,G,B (0-255)
-    max_dataset_size: int = 0  # 0 = all images
+    max_dataset_size: int = count(0)  # 0 = all images
     cache: bool = False  # keep resized images in memory (resize_and_crop only)
-    max_pixels: int = 25_000_000  # images whose header declares more are skipped, never decoded (0 = no limit)
+    # Images whose header declares more are skipped, never decoded (0 = no limit).
+    max_pixels: int = setting(25_000_000, low=0, high=2**40)
 
 
 @dataclasses.dataclass
 class ModelConfig:
     """The four networks (names and defaults as in the paper)."""
 
-    generator: str = "resnet"  # resnet (with n_blocks), unet_64, unet_128, unet_256
-    n_blocks: int = 9
-    discriminator: str = "patchgan"  # patchgan, n_layers, pixel
-    n_layers_d: int = 3
-    ngf: int = 64
-    ndf: int = 64
-    norm: str = "instance"
+    generator: str = setting("resnet", choices=("resnet", "unet_64", "unet_128", "unet_256", "resnet_6blocks",
+                                                "resnet_9blocks"))  # resnet takes n_blocks
+    n_blocks: int = count(9, low=1, high=1000)
+    discriminator: str = setting("patchgan", choices=("patchgan", "n_layers", "pixel"))
+    n_layers_d: int = count(3, low=1, high=16)
+    ngf: int = count(64, low=1, high=4096)
+    ndf: int = count(64, low=1, high=4096)
+    norm: str = setting("instance", choices=("instance", "batch", "none"))
     affine: bool = False
     use_dropout: bool = False
-    upsample: str = "transpose"
-    init: str = "normal"
-    init_gain: float = 0.02
+    upsample: str = setting("transpose", choices=("transpose", "resize"))
+    init: str = setting("normal", choices=("normal", "xavier", "kaiming", "orthogonal"))
+    init_gain: float = weight(0.02)
 
 
 @dataclasses.dataclass
 class LossConfig:
-    gan_loss: str = "lsgan"
-    lambda_gan: float = 1.0  # weight of both generators' adversarial losses (0 = the paper's "cycle alone")
-    lambda_cycle: float = 10.0  # both cycle losses, unless lambda_cycle_a/_b say otherwise
-    lambda_cycle_a: float = -1.0  # forward cycle A→B→A (-1 = lambda_cycle; 0 with GAN = "GAN + backward")
-    lambda_cycle_b: float = -1.0  # backward cycle B→A→B (-1 = lambda_cycle; 0 with GAN = "GAN + forward")
-    lambda_identity: float = 0.5
-    lambda_gp: float = 10.0
-    pool_size: int = 50
+    gan_loss: str = setting("lsgan", choices=("lsgan", "vanilla", "hinge", "wgangp"))
+    lambda_gan: float = weight(1.0)  # weight of both generators' adversarial losses (0 = the paper's "cycle alone")
+    lambda_cycle: float = weight(10.0)  # both cycle losses, unless lambda_cycle_a/_b say otherwise
+    # The forward cycle A→B→A and the backward B→A→B (-1 = lambda_cycle; 0 with GAN = "GAN + backward"/"+ forward").
+    lambda_cycle_a: float = weight(-1.0, also=(-1.0,), note="lambda_cycle")
+    lambda_cycle_b: float = weight(-1.0, also=(-1.0,), note="lambda_cycle")
+    lambda_identity: float = weight(0.5)
+    lambda_gp: float = weight(10.0)
+    pool_size: int = count(50)
 
 
 @dataclasses.dataclass
 class OptimizerConfig:
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    lr: float = setting(2e-4, low=0.0, low_open=True)
+    beta1: float = setting(0.5, low=0.0, high=1.0, high_open=True)
+    beta2: float = setting(0.999, low=0.0, high=1.0, high_open=True)
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Length of training, logging cadence and execution."""
 
-    epochs: int = 100  # epochs at the initial learning rate
-    decay_epochs: int = 100  # epochs of linear decay to zero
-    steps: int = 0  # total steps; overrides epochs/decay_epochs (split half and half) when > 0
-    batch_size: int = 1  # global batch, split across replicas
-    seed: int = 0
+    epochs: int = count(100)  # epochs at the initial learning rate
+    decay_epochs: int = count(100)  # epochs of linear decay to zero
+    steps: int = count(0)  # total steps; overrides epochs/decay_epochs (split half and half) when > 0
+    batch_size: int = count(1, low=1)  # global batch, split across replicas
+    seed: int = count(0, low=-MAX_COUNT)
     deterministic: bool = False  # TF op determinism (slower, bit-reproducible)
-    save_every_steps: int = 1000
-    sample_every_steps: int = 500
-    log_every_steps: int = 100
-    keep_checkpoints: int = 3
-    num_samples: int = 4  # test images shown in sample grids
-    strategy: str = "auto"  # auto, default, mirrored, multi_worker
-    cpu_replicas: int = 0  # split the CPU into N logical devices (testing mirrored on CPU)
-    precision: str = "auto"  # auto (bf16 where the hardware has it natively), float32, mixed_bfloat16, mixed_float16
+    save_every_steps: int = count(1000, low=1)
+    sample_every_steps: int = count(500, low=1)
+    log_every_steps: int = count(100, low=1)
+    keep_checkpoints: int = count(3, low=1)
+    num_samples: int = count(4, high=256)  # test images shown in sample grids
+    strategy: str = setting("auto", choices=("auto", "default", "mirrored", "multi_worker"))
+    cpu_replicas: int = count(0, high=256)  # split the CPU into N logical devices (testing mirrored on CPU)
+    # auto (bf16 where the hardware has it natively), float32, mixed_bfloat16, mixed_float16
+    precision: str = setting("auto", choices=PRECISIONS)
     jit_compile: bool = False
-    health_images: int = 32  # test images per domain the health checks at every sample step use (0 = no checks)
-    on_unhealthy: str = "warn"  # warn, or stop: save a checkpoint and exit with code 3 (see health.py)
+    health_images: int = count(32, high=4096)  # test images per domain for the health checks (0 = no checks)
+    # warn, or stop: save a checkpoint and exit with code 3 (see health.py)
+    on_unhealthy: str = setting("warn", choices=("warn", "stop"))
 
 
 @dataclasses.dataclass
 class EvalConfig:
     """Evaluation on the test split, standalone or during training."""
 
-    eval_every: int = 0  # epochs between in-training evaluations (0 = off)
+    eval_every: int = count(0)  # epochs between in-training evaluations (0 = off)
     best_metric: str = "auto"  # e.g. a2b/psnr, a2b/cycle_l1, b2a/kid; auto = a2b/psnr when paired, else a2b/cycle_l1
-    max_eval_images: int = 0  # 0 = the whole test split
+    max_eval_images: int = count(0)  # 0 = the whole test split
     inception_weights: str = ""  # local InceptionV3 notop .h5 for KID/FID ('' = Keras cache or download)
 
 
@@ -126,35 +141,26 @@ class Config:
 
 SECTIONS = ("data", "model", "loss", "optimizer", "train", "eval")
 
-CHOICES = {
-    "data.preprocess": ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"),
-    "model.generator": ("resnet", "unet_64", "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"),
-    "model.discriminator": ("patchgan", "n_layers", "pixel"),
-    "model.norm": ("instance", "batch", "none"),
-    "model.upsample": ("transpose", "resize"),
-    "model.init": ("normal", "xavier", "kaiming", "orthogonal"),
-    "loss.gan_loss": ("lsgan", "vanilla", "hinge", "wgangp"),
-    "train.strategy": ("auto", "default", "mirrored", "multi_worker"),
-    "train.precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-    "train.on_unhealthy": ("warn", "stop"),
-}
 # What python -m tf_cyclegan.evaluate can score.
 EVAL_METRICS = ("paired", "cycle", "kid", "fid")
 # Metrics a best/ checkpoint can be chosen by, and whether higher is better.
 BEST_METRICS = {"psnr": True, "ssim": True, "l1": False, "cycle_l1": False, "kid": False, "fid": False}
-POSITIVE = (
-    "data.image_size", "data.load_size", "data.channels_a", "data.channels_b", "model.n_blocks", "model.n_layers_d",
-    "model.ngf", "model.ndf", "train.batch_size", "train.save_every_steps", "train.sample_every_steps",
-    "train.log_every_steps", "train.keep_checkpoints", "optimizer.lr",
-)
-NON_NEGATIVE = (
-    "data.max_dataset_size", "data.max_pixels", "loss.lambda_gan", "loss.lambda_cycle", "loss.lambda_identity",
-    "loss.lambda_gp",
-    "loss.pool_size",
-    "train.epochs", "train.decay_epochs", "train.steps", "train.num_samples", "train.cpu_replicas", "model.init_gain",
-    "train.health_images",
-    "eval.eval_every", "eval.max_eval_images",
-)
+
+
+def rules():
+    """{'section.field': Rule} for every field that has one."""
+    found = {}
+    for section in SECTIONS:
+        for field in dataclasses.fields(type(getattr(Config(), section))):
+            if "rule" in field.metadata:
+                found[f"{section}.{field.name}"] = field.metadata["rule"]
+    return found
+
+
+def choices(dotted):
+    """The values ``section.field`` may take, or () when it is not a choice."""
+    rule = rules().get(dotted)
+    return rule.choices if rule else ()
 
 
 def field_types(section_cls):
@@ -170,28 +176,6 @@ def flat_fields():
         for name, kind in field_types(cls).items():
             fields[name] = (f"{section}.{name}", kind)
     return fields
-
-
-def parse_value(key, kind, text):
-    """Converts ``text`` (from a flag or YAML) to ``kind``, naming ``key`` when it cannot."""
-    if isinstance(text, kind) and not (kind is int and isinstance(text, bool)):
-        return text
-    if kind is bool:
-        lowered = str(text).strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"--{key.split('.')[-1]}: expected true or false, got {text!r}")
-    try:
-        if kind is int:
-            as_float = float(text)
-            if not as_float.is_integer():
-                raise ValueError
-            return int(as_float)
-        return kind(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{key.split('.')[-1]}: expected {kind.__name__}, got {text!r}") from None
 
 
 def set_value(config, dotted, text):
@@ -224,19 +208,36 @@ def update_from_dict(config, values, origin):
     return config
 
 
+class _SettingsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a few hundred bytes of nested ``*alias`` references expand to
+    gigabytes ("billion laughs"), and a config never needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
 def load_yaml(path, config=None):
     """Reads a preset or a run's config.yaml on top of ``config`` (defaults if None)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config: no such file {str(path)!r}")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size} bytes is not a config file (at most {MAX_CONFIG_BYTES})")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_SettingsLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or type(error).__name__})") from None
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if values is not None and not isinstance(values, dict):
         raise ConfigError(f"{path}: must hold a mapping of settings")
     return update_from_dict(config or Config(), values, str(path))
@@ -297,21 +298,11 @@ def validate(config):
     """Raises ConfigError naming the first bad setting."""
     if config.name and (not NAME.fullmatch(config.name) or set(config.name) == {"."}):
         raise ConfigError(f"--name: {config.name!r} may hold only letters, digits and . _ - (it names folders)")
-    for dotted, choices in CHOICES.items():
+    for dotted, rule in rules().items():
         section, field = dotted.split(".")
-        value = getattr(getattr(config, section), field)
-        if value not in choices:
-            raise ConfigError(f"--{field}: {value!r} is not one of {', '.join(choices)}")
-    for dotted in POSITIVE + NON_NEGATIVE:
-        section, field = dotted.split(".")
-        value = getattr(getattr(config, section), field)
-        if value < 0 or (dotted in POSITIVE and value == 0):
-            bound = "> 0" if dotted in POSITIVE else ">= 0"
-            raise ConfigError(f"--{field}: must be {bound}, got {value}")
-    for field in ("lambda_cycle_a", "lambda_cycle_b"):
-        value = getattr(config.loss, field)
-        if value < 0 and value != -1:
-            raise ConfigError(f"--{field}: must be >= 0, or -1 for lambda_cycle, got {value}")
+        problem = rule.problem(getattr(getattr(config, section), field))
+        if problem:
+            raise ConfigError(f"--{field}: {problem}")
     data = config.data
     if data.preprocess in ("resize_and_crop", "scale_width_and_crop") and data.load_size < data.image_size:
         raise ConfigError(f"--load_size: must be >= --image_size ({data.image_size}) for {data.preprocess}")

@@ -5,8 +5,10 @@ import os
 
 import tensorflow as tf
 
+from tf_cyclegan.errors import UserError
 
-class StrategyError(RuntimeError):
+
+class StrategyError(UserError, RuntimeError):
     pass
 
 

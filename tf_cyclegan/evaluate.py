@@ -58,21 +58,17 @@ def main(argv=None):
     if args.run_dir:
         cli.require_run_dir(PROG, args.run_dir)
     cli.quiet_tensorflow(args.verbose)
+    return cli.run_command(PROG, lambda: evaluate(args))
+
+
+def evaluate(args):
     from tf_cyclegan import evaluator
-    from tf_cyclegan.checkpoints import CheckpointError
-    from tf_cyclegan.config import ConfigError
 
     directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
-    try:
-        report = evaluator.evaluate_run(args.run_dir, args.dataset, directions, args.metrics, args.inception_weights,
-                                        args.checkpoint, args.max_eval_images,
-                                        log=lambda line: print(line, file=sys.stderr))
-    except ConfigError as error:
-        cli.fail(PROG, str(error))
-    except (evaluator.EvaluationError, CheckpointError) as error:
-        cli.fail(PROG, str(error), code=1)
+    report = evaluator.evaluate_run(args.run_dir, args.dataset, directions, args.metrics, args.inception_weights,
+                                    args.checkpoint, args.max_eval_images,
+                                    log=lambda line: print(line, file=sys.stderr))
     print_report(report, args.run_dir)
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 
 from tf_cyclegan import config as config_lib
 from tf_cyclegan import factory, run
+from tf_cyclegan.errors import UserError
 
 ALL_METRICS = config_lib.EVAL_METRICS
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -172,7 +173,7 @@ def format_table(results):
     return "\n".join(lines)
 
 
-class EvaluationError(Exception):
+class EvaluationError(UserError):
     """A run that cannot be evaluated (no checkpoint, bad data); the message is one line."""
 
 
@@ -183,19 +184,12 @@ def evaluate_run(run_dir, dataset=None, directions=("a2b", "b2a"), metrics=ALL_M
 
     from tf_cyclegan import data as data_lib
 
-    config = run.read_config(run_dir)
+    config, checkpoint, (generator_ab, generator_ba) = factory.restore_run(run_dir, checkpoint, "evaluate")
     if dataset:
         config.data.dataset, config.data.domain_a, config.data.domain_b = dataset, "", ""
-    checkpoint = run.run_checkpoint(run_dir, checkpoint)
-    if not checkpoint:
-        raise EvaluationError(f"--run_dir: {run_dir} has no checkpoint to evaluate (train first)")
     features, notes = _features_or_note(metrics, inception_weights if inception_weights is not None
                                         else config.eval.inception_weights, log)
-    try:
-        pipeline = data_lib.prepare(eval_data_config(config.data), 1, report=lambda line: None)
-    except data_lib.DataError as error:
-        raise EvaluationError(str(error)) from None
-    generator_ab, generator_ba = factory.restore_generators(config, checkpoint)
+    pipeline = data_lib.prepare(eval_data_config(config.data), 1, report=lambda line: None)
     limit = max_images if max_images is not None else config.eval.max_eval_images
     results = evaluate_generators(generator_ab, generator_ba, pipeline, directions, metrics, features, limit)
     step = run.checkpoint_step(checkpoint) or 0

@@ -8,9 +8,9 @@
 import sys
 
 from tf_cyclegan import cli
+from tf_cyclegan.config import MAX_REQUEST_GB, MAX_REQUEST_PIXELS, TFLITE_VARIANTS
 
 PROG = "python -m tf_cyclegan.export"
-TFLITE_VARIANTS = ("fp32", "fp16", "int8", "int8_full")
 
 
 def parse_args(argv=None):
@@ -21,8 +21,10 @@ def parse_args(argv=None):
     parser.add_argument("--version", type=int, default=0, help="SavedModel version (default: next free number)")
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
     parser.add_argument("--tflite", default="", help=f"comma-separated TFLite variants: {', '.join(TFLITE_VARIANTS)}")
-    parser.add_argument("--max_request_pixels", type=int, default=16_000_000,
-                        help="translate_bytes refuses images whose header declares more pixels (InvalidArgument)")
+    parser.add_argument("--max_request_pixels", type=int, default=MAX_REQUEST_PIXELS,
+                        help="a request of more pixels is refused (InvalidArgument; translate_bytes: before decoding)")
+    parser.add_argument("--max_request_gb", type=float, default=MAX_REQUEST_GB,
+                        help="and of more pixels than this much memory translates (estimated for the network)")
     web = parser.add_argument_group("browser page (--web writes <output>/web/<name>/ instead of the SavedModels)")
     web.add_argument("--web", action="store_true", help="a static page that runs both generators with LiteRT.js")
     web.add_argument("--web_size", type=int, default=0, help="the page's model size in px (default: the run's)")
@@ -31,8 +33,9 @@ def parse_args(argv=None):
                      "runtime is copied next to the page (default: loaded from a CDN, pinned, with SRI hashes)")
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    if args.version < 0 or args.max_request_pixels <= 0 or args.web_size < 0:
-        cli.fail(PROG, "--version and --web_size must be >= 0 and --max_request_pixels > 0")
+    if args.version < 0 or args.max_request_pixels <= 0 or args.web_size < 0 or \
+            not 0 < args.max_request_gb < float("inf"):
+        cli.fail(PROG, "--version and --web_size must be >= 0, --max_request_pixels and --max_request_gb > 0")
     args.directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
     args.variants = tuple(v.strip() for v in args.tflite.split(",") if v.strip())
     unknown = [v for v in args.variants if v not in TFLITE_VARIANTS]
@@ -46,22 +49,19 @@ def main(argv=None):
     if args.run_dir:
         cli.require_run_dir(PROG, args.run_dir)
     cli.quiet_tensorflow(args.verbose)
-    from tf_cyclegan.checkpoints import CheckpointError
-    from tf_cyclegan.config import ConfigError
-    from tf_cyclegan.exporter import ExportError, export_run
-    from tf_cyclegan.webpage import WebExportError, export_web
+    return cli.run_command(PROG, lambda: export(args))
 
-    try:
-        if args.web:
-            export_web(args.run_dir, args.output, args.web_size, args.litert_js, args.web_variant, args.checkpoint)
-            return 0
+
+def export(args):
+    from tf_cyclegan.exporter import export_run
+    from tf_cyclegan.webpage import export_web
+
+    if args.web:
+        export_web(args.run_dir, args.output, args.web_size, args.litert_js, args.web_variant, args.checkpoint)
+    else:
         export_run(args.run_dir, args.output, args.directions, args.version or None, args.variants,
-                   checkpoint=args.checkpoint, max_request_pixels=args.max_request_pixels)
-    except ConfigError as error:
-        cli.fail(PROG, str(error))
-    except (ExportError, WebExportError, CheckpointError) as error:
-        cli.fail(PROG, str(error), code=1)
-    return 0
+                   checkpoint=args.checkpoint, max_request_pixels=args.max_request_pixels,
+                   max_request_gb=args.max_request_gb)
 
 
 if __name__ == "__main__":

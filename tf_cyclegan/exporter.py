@@ -5,57 +5,80 @@ compared with the Keras generator before it is reported; a failing one is delete
 never left behind.
 """
 
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from tf_cyclegan import fs
+from tf_cyclegan.config import MAX_REQUEST_GB, MAX_REQUEST_PIXELS, TFLITE_VARIANTS
+from tf_cyclegan.errors import UserError
 from tf_cyclegan.metrics import psnr
 
-TFLITE_VARIANTS = ("fp32", "fp16", "int8", "int8_full")
-MAX_REQUEST_PIXELS = 16_000_000  # translate_bytes refuses larger images (a 4000 x 4000 photo is the largest accepted)
 TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 
 
-class ExportError(Exception):
+class ExportError(UserError):
     pass
 
 
-def make_serving_archive(generator, channels, background, max_pixels=MAX_REQUEST_PIXELS):
+def request_pixel_limit(generator, max_pixels=MAX_REQUEST_PIXELS, max_gb=MAX_REQUEST_GB):
+    """(pixels one request may hold, estimated bytes per pixel): ``max_pixels``, or fewer where the generator's
+    estimated memory for them would pass ``max_gb``."""
+    from tf_cyclegan import footprint
+
+    bytes_per_px = footprint.bytes_per_pixel(generator)
+    return int(min(max_pixels, max_gb * footprint.GIB / bytes_per_px)), bytes_per_px
+
+
+def make_serving_archive(generator, channels, background, max_pixels=MAX_REQUEST_PIXELS, max_gb=MAX_REQUEST_GB):
     """A ``keras.export.ExportArchive`` with the two serving signatures of one generator.
 
     ``serving_default``: ``images`` float32 [-1, 1] NHWC (any batch/height/width) → ``translated``.
     ``translate_bytes``: ``image_bytes`` (encoded PNG/JPEG/GIF/BMP/WebP, sizes may differ) →
-    ``png_bytes``. Names ending in ``_bytes`` are base64 in TF Serving's REST API. An image
-    whose header declares more than ``max_pixels`` fails the request with InvalidArgument
-    before anything is decoded.
+    ``png_bytes``, one image at a time. Names ending in ``_bytes`` are base64 in TF Serving's REST API.
+    A request of more pixels than ``request_pixel_limit`` allows (for ``translate_bytes``: an image
+    whose header declares more, checked before anything is decoded; for ``serving_default``: batch x
+    height x width) fails with InvalidArgument, so one request cannot exhaust the server's memory.
     The archive (rather than a bare ``tf.Module``) records the Keras 3 variables so that
     session-based loaders (TF Serving, ``saved_model_cli run``) restore them, and TFLite
     folds them into constants.
     """
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
-    from tf_cyclegan.data.images import composite, decode_rgba, is_known_image
+    from tf_cyclegan.data.formats import is_known_image
+    from tf_cyclegan.data.images import composite, decode_rgba
+
+    limit, _ = request_pixel_limit(generator, max_pixels, max_gb)
+    note = f" (this model's limit per request: about {max_gb:g} GB of memory, at most {max_pixels} pixels)"
 
     def serve(images):
-        return {"translated": generator(images, training=False)}
+        shape = tf.shape(images, out_type=tf.int64)
+        check = tf.debugging.Assert(shape[0] * shape[1] * shape[2] <= limit, [
+            f"a request of more than {limit} pixels (batch x height x width) is refused{note}: shape =", shape])
+        with tf.control_dependencies([check]):
+            return {"translated": generator(tf.identity(images), training=False)}
 
     def one_png(contents):
         check = tf.debugging.Assert(
             is_known_image(contents), ["image_bytes: an element is not a PNG, JPEG, GIF, BMP or WebP image"]
         )
         with tf.control_dependencies([check]):
-            image = composite(decode_rgba(contents, max_pixels), channels, background)
+            image = composite(decode_rgba(contents, limit, note), channels, background)
         out = generator(image[None] * 2.0 - 1.0, training=False)[0]
         pixels = tf.cast(tf.round((tf.clip_by_value(out, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
         return tf.io.encode_png(pixels)
 
     def translate_bytes(image_bytes):
-        return {"png_bytes": tf.map_fn(one_png, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))}
+        # One image at a time (map_fn would otherwise run up to 10 at once): the limit is per image.
+        return {"png_bytes": tf.map_fn(one_png, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string),
+                                       parallel_iterations=1)}
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
@@ -142,23 +165,20 @@ def verify_tflite(model_bytes, generator, channels, variant, x=None):
 
 
 def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None, tflite=(), log=print,
-               checkpoint=None, max_request_pixels=MAX_REQUEST_PIXELS):
+               checkpoint=None, max_request_pixels=MAX_REQUEST_PIXELS, max_request_gb=MAX_REQUEST_GB):
     """Exports a run's generators; returns a report dict per direction. Everything is written under ``output``."""
-    from tf_cyclegan import factory, run
+    from tf_cyclegan import factory
 
-    config = run.read_config(run_dir)
-    checkpoint = run.run_checkpoint(run_dir, checkpoint)
-    if not checkpoint:
-        raise ExportError(f"--run_dir: {run_dir} has no checkpoint to export (train first)")
     unknown = [v for v in tflite if v not in TFLITE_VARIANTS]
     if unknown:
         raise ExportError(f"--tflite: {unknown[0]!r} is not one of {', '.join(TFLITE_VARIANTS)}")
-    generators = dict(zip(("a2b", "b2a"), factory.restore_generators(config, checkpoint)))
+    config, checkpoint, restored = factory.restore_run(run_dir, checkpoint, "export")
+    generators = dict(zip(("a2b", "b2a"), restored))
     reports = {}
     for direction in directions:
         base = contained(Path(output), f"{config.name}_{direction}")
         final, diff = _export_saved_model(generators[direction], config, direction, checkpoint, base, version,
-                                          max_request_pixels)
+                                          max_request_pixels, max_request_gb, log)
         log(f"{direction}: SavedModel {final} (max abs diff vs Keras {diff:.1e})")
         reports[direction] = {"saved_model": str(final), "max_abs_diff": diff,
                               "tflite": _export_tflite(generators[direction], config, direction, final, output,
@@ -174,20 +194,22 @@ def contained(output, name):
     return target
 
 
-def _export_saved_model(generator, config, direction, checkpoint, base, version, max_pixels):
+def _export_saved_model(generator, config, direction, checkpoint, base, version, max_pixels, max_gb, log):
     """Writes and verifies one direction in a private staging folder, then publishes it as the next version."""
     from tf_cyclegan.data.images import parse_background
 
     data = config.data
     channels = data.channels_a if direction == "a2b" else data.channels_b
-    staging = make_staging(base)
+    staging = make_staging(base, log)
     try:
-        archive = make_serving_archive(generator, channels, parse_background(data.background), max_pixels)
+        archive = make_serving_archive(generator, channels, parse_background(data.background), max_pixels, max_gb)
         archive.write_out(str(staging), verbose=False)
+        limit, bytes_per_px = request_pixel_limit(generator, max_pixels, max_gb)
         (staging / "assets.extra").mkdir(exist_ok=True)
         (staging / "assets.extra" / "tf_cyclegan.json").write_text(json.dumps({
             "run": config.name, "direction": direction, "checkpoint": str(checkpoint), "input_channels": channels,
-            "background": data.background, "image_size": data.image_size, "max_request_pixels": max_pixels,
+            "background": data.background, "image_size": data.image_size, "max_request_pixels": limit,
+            "max_request_gb": max_gb, "bytes_per_pixel": round(bytes_per_px, 1),
         }, indent=2))
         diff = verify_saved_model(staging, generator, channels)
         return _publish(staging, base, version), diff
@@ -196,15 +218,35 @@ def _export_saved_model(generator, config, direction, checkpoint, base, version,
         raise
 
 
-def make_staging(parent):
+def make_staging(parent, log=print):
     """A private new folder in ``parent`` to write an export into, readable like any folder once published
-    (``mkdtemp`` makes it 0700: a server running as another user could not read the export)."""
+    (``mkdtemp`` makes it 0700: a server running as another user could not read the export).
+
+    Its name holds this host and process (``.staging-<host>-<pid>-*``): staging folders an export
+    on this host left when it was killed are removed here, those of a running export never.
+    """
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    prefix = f".staging-{socket.gethostname()}-"
+    for left in parent.glob(f"{glob.escape(prefix)}*"):
+        pid = left.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+            log(f"note: removed {left}, left by an export that was stopped")
+    staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
     umask = os.umask(0)
     os.umask(umask)
     staging.chmod(0o777 & ~umask)
     return staging
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _publish(staging, base, version):
@@ -235,9 +277,7 @@ def _export_tflite(generator, config, direction, saved_model, output, variants, 
         sample = representative[0][None] if representative and "int8" in variant else None
         check = verify_tflite(model_bytes, generator, channels, variant, sample)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        temporary.write_bytes(model_bytes)
-        os.replace(temporary, target)
+        fs.write_atomic(target, model_bytes)
         reports[variant] = {"path": str(target), "bytes": len(model_bytes), **check}
         log(f"{direction}: TFLite {variant} {target} ({len(model_bytes) / 1e6:.1f} MB, "
             f"max abs diff {check['max_abs_diff']:.1e}, PSNR {check['psnr_db']:.1f} dB)")

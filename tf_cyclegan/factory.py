@@ -4,7 +4,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tf_cyclegan import checkpoints
+from tf_cyclegan import checkpoints, run
 from tf_cyclegan import config as config_lib
 from tf_cyclegan.model import CycleGAN
 from tf_cyclegan.networks import build_discriminator, build_generator
@@ -58,6 +58,21 @@ def make_checkpoint(model):
         generator_optimizer=model.generator_optimizer,
         discriminator_optimizer=model.discriminator_optimizer,
     )
+
+
+def restore_run(run_dir, checkpoint=None, purpose="use", attempts=3):
+    """(config, checkpoint prefix, (generator_ab, generator_ba)) of a run (``run.open_run``).
+
+    A run still training may rotate its latest checkpoint away while it is being read: then the
+    newer latest is read instead (up to ``attempts`` times). A given ``checkpoint`` is never swapped.
+    """
+    for attempt in range(attempts):
+        config, path = run.open_run(run_dir, checkpoint, purpose)
+        try:
+            return config, path, restore_generators(config, path)
+        except checkpoints.CheckpointError:
+            if checkpoint or attempt == attempts - 1 or run.run_checkpoint(run_dir) == path:
+                raise
 
 
 def restore_generators(config, checkpoint_path):

@@ -230,7 +230,10 @@ class CropToReference(keras.layers.Layer):
 
 
 def kernel_initializer(init="normal", gain=0.02, seed=None):
-    """Weight init as in the reference: N(0, gain), or xavier/kaiming/orthogonal."""
+    """Weight init as in the reference: N(0, gain), or xavier/kaiming/orthogonal ('zeros': for shape probes, which
+    must not draw from the global random state that the real networks' weights come from)."""
+    if init == "zeros":
+        return keras.initializers.Zeros()
     if init == "normal":
         return keras.initializers.RandomNormal(0.0, gain, seed=seed)
     if init == "xavier":

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 from tf_cyclegan import config as config_lib
+from tf_cyclegan import fs
+from tf_cyclegan.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,7 @@ class RunPaths:
         return self.root / "health.json"
 
 
-class RunLocked(RuntimeError):
+class RunLocked(UserError, RuntimeError):
     """Another trainer holds the run directory (the message names it)."""
 
 
@@ -55,12 +57,15 @@ class RunLock:
 
     The operating system drops the lock when its process ends, however it ends, so a lock
     left by a process that is gone is taken over (with a message). Readers (translate,
-    export, evaluate, TensorBoard) never take it.
+    export, evaluate, TensorBoard) never take it. ``translate`` holds one on its output folder
+    (``holder``, ``name`` and ``advice`` say so in the messages).
     """
 
-    def __init__(self, run_dir, log=print):
-        self.path = Path(run_dir) / ".lock"
+    def __init__(self, run_dir, log=print, holder="trainer", name=".lock",
+                 advice="wait for it to finish or stop it, or train into another --run_dir"):
+        self.path = Path(run_dir) / name
         self.log = log
+        self.holder, self.advice = holder, advice
         self._fd = None
 
     def __enter__(self):
@@ -75,10 +80,11 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunLocked(f"{self.path.parent} is in use by another trainer ({_describe(previous)}); "
-                            "wait for it to finish or stop it, or train into another --run_dir") from None
+            raise RunLocked(f"{self.path.parent} is in use by another {self.holder} ({_describe(previous)}); "
+                            f"{self.advice}") from None
         if previous.strip():
-            self.log(f"note: took over {self.path} from a trainer that is no longer running ({_describe(previous)})")
+            self.log(f"note: took over {self.path} from a {self.holder} that is no longer running "
+                     f"({_describe(previous)})")
         record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
@@ -101,27 +107,20 @@ def _describe(record_text):
         return "holder unknown"
 
 
-def write_text_atomic(path, text):
-    """Writes ``text`` to a temporary name next to ``path`` and renames it into place."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def write_json(path, value):
-    write_text_atomic(path, json.dumps(value, indent=2))
+    fs.write_atomic(path, json.dumps(value, indent=2))
 
 
 CONFIG_HEADER = "# tf_cyclegan run config: the resolved settings of this run\n"
 CONFIG_END = "# end of config\n"
 
 
-def read_config(run_dir):
+def read_config(run_dir, validate=True):
     """The resolved config a training run wrote; its ``run_dir`` is the folder it was read from.
 
     A config.yaml that starts with CONFIG_HEADER must end with CONFIG_END: a file cut short
-    is an error, not a run resumed with default settings.
+    is an error, not a run resumed with default settings. A setting out of range is named
+    with the file it is in (``validate=False`` leaves that to the caller, who may apply flags first).
     """
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
@@ -134,12 +133,17 @@ def read_config(run_dir):
         raise config_lib.ConfigError(f"{paths.config}: cut short after line {lines} (no '{CONFIG_END.strip()}' line); "
                                      "restore it from a backup or start a new --run_dir")
     config.run_dir = str(run_dir)
-    return config_lib.validate(config)
+    if not validate:
+        return config
+    try:
+        return config_lib.validate(config)
+    except config_lib.ConfigError as error:
+        raise config_lib.ConfigError(f"{paths.config}: {error}") from None
 
 
 def write_config(config, run_dir):
     RunPaths(Path(run_dir)).root.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(RunPaths(Path(run_dir)).config, CONFIG_HEADER + config_lib.to_yaml(config) + CONFIG_END)
+    fs.write_atomic(RunPaths(Path(run_dir)).config, CONFIG_HEADER + config_lib.to_yaml(config) + CONFIG_END)
 
 
 def resolve_config(fields, sets=(), config_file=None):
@@ -160,12 +164,18 @@ def resolve_config(fields, sets=(), config_file=None):
     config_lib.apply_fields(fresh, fields, sets)
     run_dir = fields.get("run_dir") or str(Path("runs") / (fresh.name or config_lib.default_name(fresh)))
     if RunPaths(Path(run_dir)).config.is_file():
-        config = config_lib.apply_fields(read_config(run_dir), fields, sets)
+        config = config_lib.apply_fields(read_config(run_dir, validate=False), fields, sets)
     else:
         config = fresh
     config.name = config.name or config_lib.default_name(config)
     config.run_dir = run_dir
-    return config_lib.validate(config)
+    try:
+        return config_lib.validate(config)
+    except config_lib.ConfigError as error:
+        if RunPaths(Path(run_dir)).config.is_file():  # the bad value may come from the run's own config.yaml
+            raise config_lib.ConfigError(f"{error} (settings of {RunPaths(Path(run_dir)).config} and the flags)") \
+                from None
+        raise
 
 
 def checkpoint_step(path):
@@ -185,6 +195,23 @@ def latest_checkpoint(directory):
 def run_checkpoint(run_dir, checkpoint=None):
     """``checkpoint`` when given, else the run directory's latest checkpoint prefix (None if it has none)."""
     return checkpoint or latest_checkpoint(RunPaths(Path(run_dir)).checkpoints)
+
+
+class NoCheckpoint(UserError):
+    """The run directory has no checkpoint yet."""
+
+
+def open_run(run_dir, checkpoint=None, purpose="use"):
+    """(config, checkpoint prefix) of a training run: ``checkpoint`` when given, else the latest.
+
+    The one way translate, export, evaluate and the web page open a run; a folder that is not a
+    run is a ConfigError, a run without a checkpoint a NoCheckpoint naming ``purpose``.
+    """
+    config = read_config(run_dir)
+    path = run_checkpoint(run_dir, checkpoint)
+    if not path:
+        raise NoCheckpoint(f"--run_dir: {run_dir} has no checkpoint to {purpose} (train first)")
+    return config, path
 
 
 def read_best(run_dir):

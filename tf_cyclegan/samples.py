@@ -1,9 +1,12 @@
 """Sample grids: fixed test images as real | translated | reconstructed, to PNG and TensorBoard."""
 
+import io
+
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from tf_cyclegan import fs
 from tf_cyclegan.data.images import to_unit_range
 
 
@@ -31,7 +34,9 @@ def write_grids(grids, step, folder, writer):
     """Saves ``step_<step>_<direction>.png`` files and the same grids as TensorBoard images."""
     folder.mkdir(parents=True, exist_ok=True)
     for direction, grid in grids.items():
-        Image.fromarray(grid).save(folder / f"step_{step:07d}_{direction}.png")
+        encoded = io.BytesIO()
+        Image.fromarray(grid).save(encoded, "PNG")
+        fs.write_atomic(folder / f"step_{step:07d}_{direction}.png", encoded.getvalue())
     with writer.as_default(step=step):
         tf.summary.image("samples/real_a|fake_b|cycled_a", grids["a2b"][None], max_outputs=1)
         tf.summary.image("samples/real_b|fake_a|cycled_b", grids["b2a"][None], max_outputs=1)

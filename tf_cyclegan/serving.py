@@ -29,6 +29,10 @@ def _encode(name, value):
     return value
 
 
+def _not_a_number(constant):
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def _error_line(message):
     """The informative line of a TF error (not the 'Graph execution error' framing)."""
     skip = ("Graph execution error", "Detected at node", "<stack traces", "[[")
@@ -43,12 +47,16 @@ def predict_rest(saved_model, body):
 
     loaded = saved_model if hasattr(saved_model, "signatures") else tf.saved_model.load(str(saved_model))
     try:
-        request = json.loads(body) if isinstance(body, (str, bytes)) else body
+        request = json.loads(body, parse_constant=_not_a_number) if isinstance(body, (str, bytes)) else body
     except ValueError as error:
         return {"error": f"JSON Parse error: {error}"}
+    except RecursionError:
+        return {"error": "JSON Parse error: nested too deeply"}
     if not isinstance(request, dict):
         return {"error": "the request body must be a JSON object with 'instances' or 'inputs'"}
     name = request.get("signature_name", "serving_default")
+    if not isinstance(name, str):
+        return {"error": "signature_name must be a string"}
     if name not in loaded.signatures:
         return {"error": f"Serving signature name: \"{name}\" not found in signature def"}
     function = loaded.signatures[name]
@@ -71,8 +79,10 @@ def predict_rest(saved_model, body):
             return {"error": "Missing 'inputs' or 'instances' key"}
         tensors = {key: tf.constant(value, dtype=input_specs[key].dtype) for key, value in inputs.items()}
         outputs = function(**tensors)
-    except (tf.errors.OpError, ValueError, TypeError, KeyError) as error:
+    except (tf.errors.OpError, ValueError, TypeError, KeyError, IndexError) as error:
         return {"error": _error_line(getattr(error, "message", None) or str(error))}
+    except RecursionError:
+        return {"error": "the request's values are nested too deeply"}
     outputs = {key: value.numpy() for key, value in outputs.items()}
     if "instances" in request:
         if len(outputs) == 1:

@@ -7,9 +7,8 @@ Settings come from (later wins): defaults, the preset for the dataset (or
 
 import sys
 
-from tf_cyclegan import cli
-from tf_cyclegan import config as config_lib
-from tf_cyclegan import run
+from tf_cyclegan import cli, run
+from tf_cyclegan.errors import Stopped
 
 PROG = "python -m tf_cyclegan.train"
 
@@ -54,25 +53,18 @@ def print_summary(summary):
 def main(argv=None):
     args = parse_args(argv)
     cli.quiet_tensorflow(args.verbose)
-    try:
-        config = config_from_args(args)
-    except config_lib.ConfigError as error:
-        cli.fail(PROG, str(error))
-    from tf_cyclegan import data as data_lib
-    from tf_cyclegan.trainer import Trainer, TrainingError, Unhealthy
+    return cli.run_command(PROG, lambda: train(args))
+
+
+def train(args):
+    config = config_from_args(args)
+    from tf_cyclegan.trainer import Trainer
 
     try:
         summary = Trainer(config, progress=True).run()
-    except data_lib.DataError as error:
-        cli.fail(PROG, str(error), code=1)
-    except Unhealthy as error:
-        cli.fail(PROG, str(error), code=3)
-    except TrainingError as error:
-        cli.fail(PROG, str(error), code=130 if "interrupted" in str(error) else 1)
     except KeyboardInterrupt:
-        cli.fail(PROG, "interrupted before the first training step; nothing was saved", code=130)
+        raise Stopped("interrupted before the first training step; nothing was saved") from None
     print_summary(summary)
-    return 0
 
 
 if __name__ == "__main__":

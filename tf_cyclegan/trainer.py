@@ -16,9 +16,10 @@ import keras
 import tensorflow as tf
 
 from tf_cyclegan import data as data_lib
-from tf_cyclegan import distribute, factory, run, samples
+from tf_cyclegan import distribute, factory, footprint, run, samples
 from tf_cyclegan import precision as precision_lib
 from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper
+from tf_cyclegan.errors import Stopped, UserError
 from tf_cyclegan.evaluator import PeriodicEvaluation
 from tf_cyclegan.health import TrainingHealth
 from tf_cyclegan.optimizers import FusedAdam
@@ -29,12 +30,18 @@ from tf_cyclegan.stopping import StopSignals
 SHOWN = ("generator_total", "cycle_a", "cycle_b", "disc_a", "disc_b")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training stopped for a reason the user must act on (message is one line)."""
 
 
 class Unhealthy(TrainingError):
     """A health check failed under --on_unhealthy=stop (the run saved a checkpoint first)."""
+
+    exit_code = 3
+
+
+class TrainingStopped(Stopped, TrainingError):
+    """Ctrl-C or SIGTERM (here or on another worker) stopped the run; it saved a checkpoint first if it could."""
 
 
 class Interrupted(Exception):
@@ -85,15 +92,8 @@ class Trainer:
         if not self.chief:
             yield
             return
-        lock = run.RunLock(self.paths.root, self.log)
-        try:
-            lock.__enter__()
-        except run.RunLocked as error:
-            raise TrainingError(str(error)) from None
-        try:
+        with run.RunLock(self.paths.root, self.log):
             yield
-        finally:
-            lock.__exit__(None, None, None)
 
     # Phase 1: prepare.
 
@@ -105,10 +105,7 @@ class Trainer:
 
     def _start_strategy(self):
         train = self.config.train
-        try:
-            self.strategy = distribute.make_strategy(train.strategy, train.cpu_replicas)
-        except distribute.StrategyError as error:
-            raise TrainingError(str(error)) from None
+        self.strategy = distribute.make_strategy(train.strategy, train.cpu_replicas)
         self.chief = distribute.is_chief(self.strategy)
         self.multi_worker = distribute.is_multi_worker(self.strategy)
 
@@ -121,6 +118,7 @@ class Trainer:
         if train.batch_size % replicas:
             raise TrainingError(f"--batch_size={train.batch_size} must be divisible by the {replicas} replicas")
         self.pipeline = data_lib.prepare(config.data, train.batch_size, train.seed, report=self.log)
+        footprint.check_training_fits(config, self.pipeline.domains)  # before the pools are allocated
         self.total, constant, decay = schedule_steps(train, self.pipeline.steps_per_epoch)
         self._build(constant, decay)
 
@@ -139,10 +137,7 @@ class Trainer:
     # Phase 2: restore.
 
     def _restore(self):
-        try:
-            latest = self.keeper.restore(self.paths.checkpoints)  # every worker resumes from the chief's
-        except CheckpointError as error:
-            raise TrainingError(str(error)) from None
+        latest = self.keeper.restore(self.paths.checkpoints)  # every worker resumes from the chief's
         if self.chief:
             run.write_config(self.config, self.paths.root)
         train = self.config.train
@@ -316,19 +311,19 @@ class Trainer:
             raise Unhealthy(f"stopped at step {step}/{self.total} (--on_unhealthy=stop): {self.health.reason}; "
                             f"saved {self.last_checkpoint}. Rerun to go on, or start again with another --seed")
         who = "" if signalled_here else " (another worker was interrupted)"
-        raise TrainingError(f"interrupted at step {step}/{self.total}{who}; saved {self.last_checkpoint}. "
+        raise TrainingStopped(f"interrupted at step {step}/{self.total}{who}; saved {self.last_checkpoint}. "
                             "Rerun the same command to resume") from None
 
     def _second_interrupt(self, step, start):
         self.writer.flush()
         if self.multi_worker:
             # Mid-step, the other workers cannot join a collective save: exit with the last one.
-            raise TrainingError(f"interrupted twice at step {step}/{self.total}; last checkpoint: "
+            raise TrainingStopped(f"interrupted twice at step {step}/{self.total}; last checkpoint: "
                                 f"{self.last_checkpoint}. Rerun the same command on every worker to resume") from None
         if step > start and step != self._last_saved_step():
             self._read_losses(step)
             self.last_checkpoint = self._save(step)
-        raise TrainingError(f"interrupted at step {step}/{self.total}; saved {self.last_checkpoint}. "
+        raise TrainingStopped(f"interrupted at step {step}/{self.total}; saved {self.last_checkpoint}. "
                             "Rerun the same command to resume") from None
 
     def _summary(self, step, seconds):

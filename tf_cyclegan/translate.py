@@ -6,9 +6,9 @@
 import sys
 
 from tf_cyclegan import cli
+from tf_cyclegan.config import PRECISIONS, TRANSLATE_MAX_PIXELS
 
 PROG = "python -m tf_cyclegan.translate"
-MAX_PIXELS = 50_000_000  # larger than training's limit: --tile translates images too large for memory
 
 
 def parse_args(argv=None):
@@ -23,14 +23,17 @@ def parse_args(argv=None):
     parser.add_argument("--tile", type=int, default=0, help="tile size in px for images too large for memory (0 = off)")
     parser.add_argument("--overlap", type=int, default=64, help="context in px around each tile")
     parser.add_argument("--background", default=None, help="composite colour for alpha (default: the run's)")
-    parser.add_argument("--max_pixels", type=int, default=MAX_PIXELS,
+    parser.add_argument("--max_pixels", type=int, default=TRANSLATE_MAX_PIXELS,
                         help="images whose header declares more pixels are skipped, never decoded (0 = no limit)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    parser.add_argument("--max_memory_gb", type=float, default=0.0,
+                        help="memory one image may take (GB); a larger one is translated in tiles (0 = 2 GB, or half "
+                             "of what the machine has available when that is less)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="with --run_dir: auto = bfloat16 where the CPU or GPU has it natively, else float32")
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    if args.tile < 0 or args.overlap < 0 or args.max_pixels < 0:
-        cli.fail(PROG, "--tile, --overlap and --max_pixels must be >= 0")
+    if args.tile < 0 or args.overlap < 0 or args.max_pixels < 0 or not 0 <= args.max_memory_gb < float("inf"):
+        cli.fail(PROG, "--tile, --overlap, --max_pixels and --max_memory_gb must be >= 0")
     return args
 
 
@@ -39,27 +42,25 @@ def main(argv=None):
     if args.run_dir:
         cli.require_run_dir(PROG, args.run_dir)
     cli.quiet_tensorflow(args.verbose)
-    from tf_cyclegan.checkpoints import CheckpointError
-    from tf_cyclegan.config import ConfigError
+    return cli.run_command(PROG, lambda: translate(args))
+
+
+def translate(args):
     from tf_cyclegan.data.images import parse_background
     from tf_cyclegan.precision import choose_here
-    from tf_cyclegan.translator import TranslateError, Translator, translate_paths
+    from tf_cyclegan.translator import Translator, translate_paths
 
-    try:
-        if args.run_dir:
-            choice = choose_here(args.precision)
-            print(choice.line())
-            translator = Translator.from_run(args.run_dir, args.direction, args.checkpoint, choice.precision)
-        else:
-            translator = Translator.from_saved_model(args.saved_model)
-        if args.background:
-            translator.background = parse_background(args.background)
-        written, skipped = translate_paths(translator, args.input, args.output, args.tile, args.overlap,
-                                           max_pixels=args.max_pixels)
-    except (TranslateError, CheckpointError, ConfigError, ValueError) as error:
-        cli.fail(PROG, str(error), code=1 if isinstance(error, (TranslateError, CheckpointError)) else 2)
+    if args.run_dir:
+        choice = choose_here(args.precision)
+        print(choice.line())
+        translator = Translator.from_run(args.run_dir, args.direction, args.checkpoint, choice.precision)
+    else:
+        translator = Translator.from_saved_model(args.saved_model)
+    if args.background:
+        translator.background = parse_background(args.background)
+    written, skipped = translate_paths(translator, args.input, args.output, args.tile, args.overlap,
+                                       max_pixels=args.max_pixels, max_memory=int(args.max_memory_gb * 2**30))
     print(f"translated {len(written)} image(s) into {args.output}" + (f"; skipped {len(skipped)}" if skipped else ""))
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,13 +1,32 @@
-"""Translating images with a trained generator (or an exported SavedModel): any size, optionally tiled.
+"""Translating images with a trained generator (or an exported SavedModel): any size, tiled when memory asks.
 
-The library behind ``python -m tf_cyclegan.translate``. Images are HxWxC in [0, 1].
+The library behind ``python -m tf_cyclegan.translate``. ``Translator.translate`` and
+``translate_tiled`` take HxWxC images in [0, 1] (or a decoded ``Picture``); ``translate_paths``
+translates files and folders with bounded memory: a decoded image is kept as RGBA integers, an
+image whose estimated memory (``footprint``) is above the budget is translated in tiles, and each
+tile is converted to floats only while it is translated.
 """
 
-import os
+import json
 from pathlib import Path
 
+import keras
+import numpy as np
+import tensorflow as tf
 
-class TranslateError(Exception):
+from tf_cyclegan import factory, footprint, run
+from tf_cyclegan.data.images import parse_background
+from tf_cyclegan.data.sources import IMAGE_EXTENSIONS, list_folder
+from tf_cyclegan.errors import Stopped, UserError
+from tf_cyclegan.layers import InstanceNormalization, PadToMultiple
+from tf_cyclegan.pictures import Picture, Refused, read_image, to_uint8, write_image
+from tf_cyclegan.runtime import dtype_policy
+from tf_cyclegan.stopping import StopSignals
+
+DEFAULT_MEMORY_GB = 2  # one image untiled: resnet_9blocks (ngf 64) up to ~1.6 MP, larger ones in tiles
+
+
+class TranslateError(UserError):
     pass
 
 
@@ -19,23 +38,16 @@ class Translator:
         self.serving_fn = serving_fn  # a SavedModel signature
         self.in_channels, self.out_channels = in_channels, out_channels
         self.background = background
-        import tensorflow as tf
+        self.bytes_per_pixel = None  # estimated peak memory per pixel of one call (footprint), when known
         if generator is not None:
             self._call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
+            self.bytes_per_pixel = footprint.bytes_per_pixel(generator)
 
     @classmethod
     def from_run(cls, run_dir, direction="a2b", checkpoint=None, precision="float32"):
         """The run's generator for ``direction``, computing in ``precision`` (a Keras policy name)."""
-        from tf_cyclegan import factory, run
-        from tf_cyclegan.data.images import parse_background
-        from tf_cyclegan.runtime import dtype_policy
-
-        config = run.read_config(run_dir)
-        path = run.run_checkpoint(run_dir, checkpoint)
-        if not path:
-            raise TranslateError(f"--run_dir: {run_dir} has no checkpoint yet (train first)")
         with dtype_policy(precision):
-            generator_ab, generator_ba = factory.restore_generators(config, path)
+            config, _, (generator_ab, generator_ba) = factory.restore_run(run_dir, checkpoint, "translate with")
         data = config.data
         background = parse_background(data.background)
         if direction == "a2b":
@@ -44,7 +56,6 @@ class Translator:
 
     @classmethod
     def from_saved_model(cls, path, background=(1.0, 1.0, 1.0)):
-        import tensorflow as tf
         try:
             loaded = tf.saved_model.load(str(path))
         except (OSError, tf.errors.OpError):
@@ -54,7 +65,25 @@ class Translator:
         out_channels = next(iter(fn.structured_outputs.values())).shape[-1]
         translator = cls(None, fn, spec.shape[-1], out_channels, background)
         translator._loaded = loaded  # keep the variables alive
+        translator.bytes_per_pixel = _exported_bytes_per_pixel(path)
         return translator
+
+    def memory_for(self, height, width):
+        """Estimated bytes to translate one ``height`` x ``width`` image untiled (None when unknown)."""
+        return None if self.bytes_per_pixel is None else self.bytes_per_pixel * height * width
+
+    def plan(self, height, width, tile, overlap, budget):
+        """How to translate an image: 0 = whole, N = in N px tiles, or a string saying why it cannot be."""
+        if tile:
+            return tile
+        need = self.memory_for(height, width)
+        if need is None or need <= budget:
+            return 0
+        if self.generator is None:
+            return (f"{width} x {height} needs about {footprint.gib(need)} untiled, above the "
+                    f"{footprint.gib(budget)} allowed (--max_memory_gb); a SavedModel cannot tile: translate it "
+                    "with --run_dir (tiles) or a smaller image")
+        return tile_for(self.bytes_per_pixel, budget, overlap)
 
     def _run(self, batch):
         """[-1, 1] NHWC → [-1, 1] NHWC."""
@@ -63,12 +92,12 @@ class Translator:
         return self._call(batch)
 
     def translate(self, image):
-        """One HxWxC image in [0, 1] → the translation in [0, 1], same height and width."""
-        import tensorflow as tf
+        """One HxWxC image in [0, 1] (or a Picture) → the translation in [0, 1], same height and width."""
+        image = image.region() if isinstance(image, Picture) else image
         x = tf.convert_to_tensor(image, tf.float32)[None] * 2.0 - 1.0
         return ((tf.clip_by_value(self._run(x), -1.0, 1.0) + 1.0) / 2.0)[0]
 
-    def translate_tiled(self, image, tile=512, overlap=64, stats_size=1024):
+    def translate_tiled(self, image, tile=512, overlap=64, stats_size=1024, as_uint8=False):
         """Translates in tiles of ``tile`` px with ``overlap`` px of context on each side.
 
         Instance-norm layers use the statistics of the whole image (computed once, on a
@@ -76,46 +105,73 @@ class Translator:
         Tile borders are aligned to the network's stride, and only each tile's centre is
         kept, so there are no seams. The statistics are fixed inside a private copy of the
         generator: the generator itself (and any untiled translation) is never affected.
+        ``image`` is an HxWxC array in [0, 1] or a Picture; only one tile at a time is in floats.
+        Returns a float tensor in [0, 1], or (``as_uint8``) a uint8 array.
         """
-        import tensorflow as tf
-
-        from tf_cyclegan.layers import InstanceNormalization, PadToMultiple
-
         if self.generator is None:
             raise TranslateError("--tile needs --run_dir (tiling fixes instance-norm statistics inside the network)")
+        picture = image if isinstance(image, Picture) else Picture.from_unit(image, self.background)
         copy = self._tiling_copy()
         stride = next((l.multiple for l in copy.layers if isinstance(l, PadToMultiple)), 1)
         tile, overlap = -(-tile // stride) * stride, -(-overlap // stride) * stride
         norms = [l for l in copy.layers if isinstance(l, InstanceNormalization)]
-        x = tf.convert_to_tensor(image, tf.float32)[None] * 2.0 - 1.0
-        height, width = int(x.shape[1]), int(x.shape[2])
-        padded = PadToMultiple(stride)(x)
-        top, left = (padded.shape[1] - height) // 2, (padded.shape[2] - width) // 2
+        height, width = picture.height, picture.width
+        full_h, full_w = -(-height // stride) * stride, -(-width // stride) * stride
+        rows, cols = _mirror_indices(height, full_h), _mirror_indices(width, full_w)  # the padding PadToMultiple adds
+        top, left = (full_h - height) // 2, (full_w - width) // 2
         for layer in norms:
             layer.fixed_moments = None
-        moments = _whole_image_moments(copy, norms, x, stats_size) if norms else []
+        moments = _whole_image_moments(copy, norms, picture.preview(stats_size), stats_size) if norms else []
         for layer, layer_moments in zip(norms, moments):
             layer.fixed_moments = layer_moments
         # A graph function frees each layer's buffers as soon as they are consumed (eager Keras keeps more);
         # it is made here so it captures this image's moments.
         run_tile = tf.function(lambda tile_input: copy(tile_input, training=False), reduce_retracing=True)
-        result = _assemble_tiles(run_tile, padded, tile, overlap)[:, top : top + height, left : left + width]
-        return ((tf.clip_by_value(result, -1.0, 1.0) + 1.0) / 2.0)[0]
+        result = np.empty((height, width, self.out_channels), np.uint8 if as_uint8 else np.float32)
+        for y0 in range(0, full_h, tile):
+            for x0 in range(0, full_w, tile):
+                y1, x1 = min(y0 + tile, full_h), min(x0 + tile, full_w)
+                cy0, cx0 = max(0, y0 - overlap), max(0, x0 - overlap)
+                cy1, cx1 = min(full_h, y1 + overlap), min(full_w, x1 + overlap)
+                out = run_tile(picture.region(rows[cy0:cy1], cols[cx0:cx1])[None] * 2.0 - 1.0)[0]
+                # The tile's centre, less the padding, goes to its place in the result.
+                oy0, oy1, ox0, ox1 = max(y0, top), min(y1, top + height), max(x0, left), min(x1, left + width)
+                if oy0 < oy1 and ox0 < ox1:
+                    centre = (tf.clip_by_value(out[oy0 - cy0 : oy1 - cy0, ox0 - cx0 : ox1 - cx0], -1.0, 1.0) + 1.0) / 2
+                    result[oy0 - top : oy1 - top, ox0 - left : ox1 - left] = to_uint8(centre) if as_uint8 else centre
+        return result if as_uint8 else tf.constant(result)
 
     def _tiling_copy(self):
-        import keras
-
         if getattr(self, "_copy", None) is None:
             self._copy = keras.models.clone_model(self.generator)
             self._copy.set_weights(self.generator.get_weights())
         return self._copy
 
 
-def _whole_image_moments(generator, norms, x, stats_size):
-    """(mean, variance) at every instance-norm layer's input, from ``x`` downscaled to ≤ ``stats_size`` px."""
-    import keras
-    import tensorflow as tf
+def _mirror_indices(size, padded):
+    """Source indices of a dimension of ``size`` reflect-padded to ``padded`` (split as PadToMultiple does)."""
+    before = (padded - size) // 2
+    index = np.arange(-before, padded - before)
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    folded = np.mod(index, period)
+    return np.where(folded >= size, period - folded, folded)
 
+
+def _exported_bytes_per_pixel(saved_model):
+    """The memory estimate an export recorded in assets.extra/tf_cyclegan.json (None for older exports)."""
+    try:
+        record = json.loads((Path(saved_model) / "assets.extra" / "tf_cyclegan.json").read_text())
+        return float(record["bytes_per_pixel"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _whole_image_moments(generator, norms, image, stats_size):
+    """(mean, variance) at every instance-norm layer's input, from ``image`` ([0, 1] HxWxC) downscaled to
+    at most ``stats_size`` px."""
+    x = tf.convert_to_tensor(image, tf.float32)[None] * 2.0 - 1.0
     height, width = int(x.shape[1]), int(x.shape[2])
     scale = min(1.0, stats_size / max(height, width))
     if scale < 1.0:
@@ -132,92 +188,87 @@ def _whole_image_moments(generator, norms, x, stats_size):
     return collect(x)
 
 
-def _assemble_tiles(run_tile, padded, tile, overlap):
-    """Runs ``run_tile`` on each tile with ``overlap`` px of context and joins the tiles' centres."""
-    import tensorflow as tf
-
-    full_h, full_w = int(padded.shape[1]), int(padded.shape[2])
-    rows = []
-    for y0 in range(0, full_h, tile):
-        row = []
-        for x0 in range(0, full_w, tile):
-            y1, x1 = min(y0 + tile, full_h), min(x0 + tile, full_w)
-            cy0, cx0 = max(0, y0 - overlap), max(0, x0 - overlap)
-            cy1, cx1 = min(full_h, y1 + overlap), min(full_w, x1 + overlap)
-            out = run_tile(padded[:, cy0:cy1, cx0:cx1])
-            row.append(out[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0])
-        rows.append(tf.concat(row, axis=2))
-    return tf.concat(rows, axis=1)
+def tile_for(bytes_per_px, budget, overlap, largest=512):
+    """The largest tile (512, 256, ... px) whose call with ``overlap`` px of context fits in ``budget`` bytes."""
+    tile = largest
+    while tile > 16 and footprint.estimate(bytes_per_px, tile + 2 * overlap, tile + 2 * overlap) > budget:
+        tile //= 2
+    return tile
 
 
-class TooLarge(Exception):
-    """An image whose header declares more pixels than allowed (it is not decoded)."""
-
-
-def read_image(path, channels, background, max_pixels=0):
-    """(image in [0, 1] HxWxC composited on ``background``, alpha HxW uint8 or None).
-
-    Raises TooLarge, before decoding anything, when the header declares more than ``max_pixels``.
-    """
-    import tensorflow as tf
-    from tf_cyclegan.data.images import composite, declared_size, decode_rgba
-
-    contents = tf.io.read_file(os.fsencode(path))  # file names in any encoding
-    height, width = (int(v) for v in declared_size(contents).numpy())
-    if max_pixels and height * width > max_pixels:
-        raise TooLarge(f"{width} x {height} pixels, above --max_pixels={max_pixels}")
-    rgba = decode_rgba(contents)
-    has_alpha = bool(tf.reduce_any(rgba[..., 3] < 1.0))
-    alpha = tf.cast(tf.round(rgba[..., 3] * 255.0), tf.uint8).numpy() if has_alpha else None
-    return composite(rgba, channels, background), alpha
-
-
-def write_image(path, image, alpha=None):
-    """Saves a [0, 1] HxWxC image; ``alpha`` (uint8 HxW) is attached when the format keeps it."""
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.round(np.asarray(image) * 255.0).astype(np.uint8)
-    pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-    picture = Image.fromarray(pixels)
-    if alpha is not None and Path(path).suffix.lower() in (".png", ".webp", ".tif", ".tiff"):
-        picture = picture.convert("RGBA" if picture.mode == "RGB" else "LA")
-        picture.putalpha(Image.fromarray(alpha))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path)
-
-
-def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print, progress=True, max_pixels=0):
-    """Translates a file or every image under a folder into ``output``; returns (written, skipped)."""
-    import tensorflow as tf
-    import keras
-
-    from tf_cyclegan.data.sources import IMAGE_EXTENSIONS, list_folder
-
-    source = Path(inputs)
+def _input_files(source):
+    """[(path, path relative to the output folder)] and the files that are not images, for --input."""
+    source = Path(source)
     if source.is_dir():
         domain = list_folder(source)
-        files = [(Path(p), Path(label)) for p, label in zip(domain.items, domain.labels)]
-    elif source.is_file():
-        files = [(source, Path(source.name))]
-    else:
+        return [(Path(p), Path(label)) for p, label in zip(domain.items, domain.labels)], domain.skipped
+    if source.is_file():
+        return [(source, Path(source.name))], []
+    if not source.exists():
         raise TranslateError(f"--input: no such file or folder: {source}")
+    raise TranslateError(f"--input: {source} is neither a file nor a folder")
+
+
+def _output_folder(output, source):
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise TranslateError(f"--output: {output} is a file, not a folder")
+    if Path(source).is_dir() and output.resolve() == Path(source).resolve():
+        raise TranslateError(f"--output: {output} is the --input folder; translations would overwrite the images")
+    output.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print, progress=True, max_pixels=0,
+                    max_memory=None):
+    """Translates a file or every image under a folder into ``output``; returns (written, skipped).
+
+    An image whose estimated memory (``footprint``) is above ``max_memory`` bytes (default: DEFAULT_MEMORY_GB,
+    or half of what the machine has available when that is less) is translated in tiles, or skipped with a
+    SavedModel (which cannot tile). One translate at a time writes into ``output`` (a lock); every file is
+    written under a temporary name and renamed; Ctrl-C or SIGTERM finishes the current image, then stops
+    (exit 130). It is an error when no image at all was translated.
+    """
+    files, others = _input_files(inputs)
     if not files:
-        raise TranslateError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
+        raise TranslateError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {inputs}")
+    if others:
+        shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+        log(f"note: ignored {len(others)} file(s) that are not {', '.join(IMAGE_EXTENSIONS)} images: {shown}")
+    output = _output_folder(output, inputs)
+    budget = max_memory or min(DEFAULT_MEMORY_GB * footprint.GIB, footprint.available() // 2)
     bar = keras.utils.Progbar(len(files), unit_name="image", verbose=1 if progress and len(files) > 1 else 0)
     written, skipped = [], []
-    for i, (path, relative) in enumerate(files, 1):
-        try:
-            image, alpha = read_image(path, translator.in_channels, translator.background, max_pixels)
-        except (tf.errors.OpError, TooLarge) as error:
-            skipped.append(str(path))
-            why = str(error) if isinstance(error, TooLarge) else "unreadable"
-            log(f"warning: skipped {path}: {why}")
+    lock = run.RunLock(output, log, holder="translate", name=".tf_cyclegan-translate.lock",
+                       advice="wait for it to finish or stop it, or write into another --output")
+    with lock, StopSignals() as stop:
+        for i, (path, relative) in enumerate(files, 1):
+            if stop:
+                raise Stopped(f"interrupted after {i - 1} of {len(files)} images ({len(written)} written into "
+                              f"{output}); the others were not translated")
+            try:
+                picture = read_image(path, translator.in_channels, translator.background, max_pixels)
+                plan = translator.plan(picture.height, picture.width, tile, overlap, budget)
+            except (tf.errors.OpError, Refused) as error:
+                plan = error if isinstance(error, Refused) else "unreadable"
+            if not isinstance(plan, int):
+                skipped.append(str(path))
+                log(f"warning: skipped {path}: {plan}")
+                bar.update(i)
+                continue
+            if plan and not tile:
+                log(f"note: {path} ({picture.width} x {picture.height}) is translated in {plan} px tiles: untiled "
+                    f"it needs about {footprint.gib(translator.memory_for(picture.height, picture.width))}, above "
+                    f"the {footprint.gib(budget)} allowed (--max_memory_gb)")
+            if plan:
+                pixels = translator.translate_tiled(picture, plan, overlap, as_uint8=True)
+            else:
+                pixels = to_uint8(translator.translate(picture))
+            target = output / relative
+            write_image(target, pixels, picture.alpha())
+            written.append(str(target))
+            del picture, pixels
             bar.update(i)
-            continue
-        result = translator.translate_tiled(image, tile, overlap) if tile else translator.translate(image)
-        target = Path(output) / relative
-        write_image(target, result.numpy(), alpha)
-        written.append(str(target))
-        bar.update(i)
+    if not written:
+        raise TranslateError(f"no image was translated: all {len(files)} input(s) were skipped")
     return written, skipped

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_cyclegan.errors import UserError
+
 LITERT_VERSION = "2.5.3"
 CDN = "https://cdn.jsdelivr.net/npm"
 # The two ES modules the page imports, as the npm package holds them (jsDelivr serves the same bytes).
@@ -33,7 +35,7 @@ VARIANTS = ("fp16", "fp32")
 EXAMPLES = 3
 
 
-class WebExportError(Exception):
+class WebExportError(UserError):
     pass
 
 
@@ -119,21 +121,18 @@ def _extension(contents):
 
 def export_web(run_dir, output="export", size=0, litert_js="", variant="fp16", checkpoint=None, log=print):
     """Writes and checks the page folder for a run; returns its path and a report per direction."""
-    from tf_cyclegan import factory, run
-    from tf_cyclegan.exporter import ExportError, contained, make_staging
+    from tf_cyclegan import factory
+    from tf_cyclegan.exporter import contained, make_staging
 
     if variant not in VARIANTS:
         raise WebExportError(f"--web_variant: {variant!r} is not one of {', '.join(VARIANTS)}")
-    config = run.read_config(run_dir)
-    checkpoint = run.run_checkpoint(run_dir, checkpoint)
-    if not checkpoint:
-        raise ExportError(f"--run_dir: {run_dir} has no checkpoint to export (train first)")
+    config, checkpoint, restored = factory.restore_run(run_dir, checkpoint, "export")
     size = size or config.data.image_size
     import_map, wasm, copies = runtime_source(litert_js)
     target = contained(Path(output) / "web", config.name)
     staging = make_staging(target.parent)
     try:
-        generators = dict(zip(("a2b", "b2a"), factory.restore_generators(config, checkpoint)))
+        generators = dict(zip(("a2b", "b2a"), restored))
         reports = _write_page(staging, config, generators, size, variant, import_map, wasm, copies)
         _replace(staging, target)
     except BaseException:

@@ -3,7 +3,6 @@
 PATH is a folder with trainA/trainB (testA/testB), 'emoji', or a TFDS name.
 """
 
-import argparse
 import sys
 
 from tf_cyclegan import cli
@@ -11,7 +10,7 @@ from tf_cyclegan.config import DataConfig
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_cyclegan.data", description=__doc__.splitlines()[0])
+    parser = cli.OneLineParser(prog="python -m tf_cyclegan.data", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="count usable, unreadable and small images per domain")
     check.add_argument("dataset", help="folder with trainA/trainB, 'emoji', or a TFDS name")
@@ -30,15 +29,13 @@ def main(argv=None):
         dataset=args.dataset, image_size=args.image_size, channels_a=args.channels, channels_b=args.channels,
         data_dir=args.data_dir, max_pixels=args.max_pixels,
     )
-    try:
+    def check_data():
         domains, reports = data_lib.check(data_lib.resolve(config), config)
-    except data_lib.DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"data: {domains.description}")
-    for report in reports:
-        print("\n".join(report.lines(args.image_size)))
-    return 0
+        print(f"data: {domains.description}")
+        for report in reports:
+            print("\n".join(report.lines(args.image_size)))
+
+    return cli.run_command(parser.prog, check_data)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The one call the trainer needs: resolve, check and wrap a DataConfig."""
 
-from tf_cyclegan.data.preflight import check
 from tf_cyclegan.data.pipeline import UnpairedPipeline
+from tf_cyclegan.data.preflight import check
 from tf_cyclegan.data.sources import resolve
 
 

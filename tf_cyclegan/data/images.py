@@ -4,11 +4,14 @@ Everything here runs inside ``tf.data``; randomness is stateless (seeded per
 example), so a pipeline position fully determines its crops and flips.
 """
 
+import functools
+
 import tensorflow as tf
 
+from tf_cyclegan.data import formats
+from tf_cyclegan.errors import UsageError
+
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128)}
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_SIGNATURES = (_PNG_SIGNATURE, b"\xff\xd8\xff", b"GIF8", b"BM")  # PNG, JPEG, GIF, BMP; WebP below
 
 
 def parse_background(text):
@@ -21,14 +24,14 @@ def parse_background(text):
         except ValueError:
             rgb = ()
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-            raise ValueError(f"--background: expected white, black, gray or R,G,B in 0-255, got {text!r}")
+            raise UsageError(f"--background: expected white, black, gray or R,G,B in 0-255, got {text!r}")
     return tuple(v / 255.0 for v in rgb)
 
 
 def _to_rgba(image):
-    """Any of 1 (gray), 2 (gray+alpha), 3 (RGB), 4 (RGBA) channels → RGBA."""
+    """Any of 1 (gray), 2 (gray+alpha), 3 (RGB), 4 (RGBA) channels → RGBA (opaque = the dtype's maximum)."""
     channels = tf.shape(image)[-1]
-    opaque = tf.ones_like(image[..., :1])
+    opaque = tf.ones_like(image[..., :1]) * (image.dtype.max if image.dtype.is_integer else 1)
     gray = image[..., :1]
     return tf.switch_case(
         tf.clip_by_value(channels, 1, 4) - 1,
@@ -41,85 +44,72 @@ def _to_rgba(image):
     )
 
 
-def is_known_image(contents):
-    """Scalar bool: do the bytes start like a PNG, JPEG, GIF, BMP or WebP file?"""
-    head = tf.strings.join([tf.strings.substr(contents, 0, 12), b"\0" * 12])  # safe for short input
-    starts = lambda magic, at=0: tf.equal(tf.strings.substr(head, at, len(magic)), magic)  # noqa: E731
-    return tf.reduce_any([starts(magic) for magic in _SIGNATURES]) | (starts(b"RIFF") & starts(b"WEBP", 8))
+def refuse_unless_whole(contents, facts, max_pixels=0, limit_note=""):
+    """``contents``, made to fail with InvalidArgument before any decoding when the header declares more than
+    ``max_pixels`` pixels (0 = no limit; ``limit_note`` follows the number in the message) or the bytes are
+    known to be cut short (``facts``: ``formats.inspect``)."""
+    size, checks = facts["size"], []
+    if max_pixels:  # first: the message that says what the header declares
+        checks.append(tf.debugging.Assert(size[0] * size[1] <= max_pixels, [
+            f"image of more than {max_pixels} pixels refused before decoding{limit_note}: height, width =", size]))
+    with tf.control_dependencies(checks):
+        whole = tf.debugging.Assert(tf.equal(facts["problem"], ""), ["image refused before decoding:",
+                                                                      facts["problem"]])
+    with tf.control_dependencies([whole]):
+        return tf.identity(contents)
 
 
-def _header_bytes(contents, length=32):
-    """The first ``length`` bytes as int64 (zero-padded for short input)."""
-    head = tf.strings.substr(tf.strings.join([contents, b"\0" * length]), 0, length)
-    return tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+def is_sixteen_bit(contents):
+    """Scalar bool: a 16-bit PNG (the one format whose precision uint8 would lose)."""
+    head = formats._bytes_at(contents, 0, 25)
+    return formats._head_is(head, formats.PNG_SIGNATURE) & tf.equal(head[24], 16)
 
 
-def _little(b, start, count):
-    return sum(b[start + i] * (256**i) for i in range(count))
+def decode_pixels(contents, dtype=tf.uint8, facts=None):
+    """Encoded PNG/JPEG/BMP/GIF/WebP bytes → HxWx4 RGBA of ``dtype`` (uint8; or uint16, which keeps a 16-bit PNG's
+    precision and holds 8-bit values times 257), upright, without range checks (see ``refuse_unless_whole``).
 
-
-def _big(b, start, count):
-    return sum(b[start + i] * (256 ** (count - 1 - i)) for i in range(count))
-
-
-def _webp_size(b):
-    """(height, width) from a WebP header's VP8X, VP8L or VP8 chunk."""
-    kind = b[15]  # the fourth letter of the first chunk's name: 'X', 'L' or ' '
-    extended = tf.stack([_little(b, 27, 3) + 1, _little(b, 24, 3) + 1])
-    lossless = tf.stack([(b[22] // 64 + b[23] * 4 + (b[24] % 16) * 1024) + 1, (b[21] + (b[22] % 64) * 256) + 1])
-    lossy = tf.stack([_little(b, 28, 2) % 16384, _little(b, 26, 2) % 16384])
-    return tf.where(tf.equal(kind, ord("X")), extended, tf.where(tf.equal(kind, ord("L")), lossless, lossy))
-
-
-def declared_size(contents):
-    """int64 [height, width] that an image's header declares, read without decoding it.
-
-    PNG, GIF, BMP and WebP headers are read at their fixed offsets, JPEG's by
-    ``extract_jpeg_shape``; [0, 0] for bytes of no known format (decoding then fails).
+    Gray is expanded; a PNG's colour key (tRNS) becomes alpha; opaque formats get full alpha; a
+    JPEG's EXIF orientation is applied. Animations give their first frame (a GIF's other frames are
+    never decoded). ``facts`` (``formats.inspect``) saves inspecting the bytes again.
     """
-    b = _header_bytes(contents)
-    starts = lambda magic, at=0: tf.equal(tf.strings.substr(  # noqa: E731
-        tf.strings.join([contents, b"\0" * 16]), at, len(magic)), magic)
-    png = tf.stack([_big(b, 20, 4), _big(b, 16, 4)])
-    gif = tf.stack([_little(b, 8, 2), _little(b, 6, 2)])
-    bmp = tf.abs(tf.bitcast(tf.cast(tf.stack([_little(b, 22, 4), _little(b, 18, 4)]), tf.uint32), tf.int32))
-    cases = [
-        (starts(_PNG_SIGNATURE), lambda: png),
-        (starts(b"GIF8"), lambda: gif),
-        (starts(b"BM"), lambda: tf.cast(bmp, tf.int64)),
-        (starts(b"RIFF") & starts(b"WEBP", 8), lambda: _webp_size(b)),
-        (starts(b"\xff\xd8\xff"), lambda: tf.cast(tf.io.extract_jpeg_shape(contents)[:2], tf.int64)),
-    ]
-    return tf.case(cases, default=lambda: tf.zeros([2], tf.int64), exclusive=False)
+    facts = facts or formats.inspect(contents)
+
+    def widened(rgb):  # uint8 RGB → dtype RGBA, opaque
+        pixels = tf.cast(rgb, dtype) * (257 if dtype == tf.uint16 else 1)
+        return tf.concat([pixels, tf.fill(tf.concat([tf.shape(pixels)[:2], [1]], 0), tf.constant(dtype.max, dtype))],
+                         -1)
+
+    def png():  # decode_png expands gray and palettes and honours a colour key (tRNS) when asked for 4 channels
+        return tf.io.decode_png(contents, 4, dtype)
+
+    def jpeg():
+        return formats.upright(widened(tf.io.decode_jpeg(contents, channels=3)), facts["orientation"])
+
+    def gif():
+        return widened(tf.io.decode_gif(formats.gif_first_frame(contents, facts["gif_end"]))[0])
+
+    def other():  # BMP, WebP (its first frame), or bytes the decoder will refuse
+        rgba = _to_rgba(tf.io.decode_image(contents, channels=0, expand_animations=False))
+        return tf.cast(rgba, dtype) * (257 if dtype == tf.uint16 else 1)
+
+    branch = tf.gather(tf.constant([3, 0, 1, 2, 3, 3]), facts["kind"])  # UNKNOWN, PNG, JPEG, GIF, BMP, WEBP
+    rgba = tf.switch_case(branch, [png, jpeg, gif, other])
+    rgba.set_shape([None, None, 4])
+    return rgba
 
 
-def pixels_within(contents, max_pixels):
-    """Scalar bool: does the header declare at most ``max_pixels`` pixels (0 = no limit)?"""
-    size = declared_size(contents)
-    return tf.logical_or(max_pixels <= 0, size[0] * size[1] <= max_pixels)
+def decode_rgba(contents, max_pixels=0, limit_note=""):
+    """Encoded image bytes → float32 HxWx4 RGBA in [0, 1], upright (``decode_pixels``), 16-bit PNGs at 16 bits.
 
-
-def decode_rgba(contents, max_pixels=0):
-    """Encoded PNG/JPEG/BMP/GIF/WebP bytes → float32 HxWx4 RGBA in [0, 1].
-
-    16-bit PNGs keep their precision (8-bit ones decode to 8 bits); gray is expanded;
-    opaque formats get alpha 1. GIFs give their first frame. With ``max_pixels`` an image
-    whose header declares more pixels fails with InvalidArgument before any decoding.
+    Fails with InvalidArgument, before any decoding, for what ``refuse_unless_whole`` refuses.
     """
-    if max_pixels:
-        size = declared_size(contents)
-        check = tf.debugging.Assert(size[0] * size[1] <= max_pixels, [
-            f"image of more than {max_pixels} pixels refused before decoding: height, width =", size])
-        with tf.control_dependencies([check]):
-            contents = tf.identity(contents)
-    is_png = tf.equal(tf.strings.substr(contents, 0, 8), _PNG_SIGNATURE)
-    sixteen_bit = tf.equal(_header_bytes(contents)[24], 16)
-    image = tf.cond(
-        is_png & sixteen_bit,
-        lambda: tf.cast(tf.io.decode_png(contents, channels=0, dtype=tf.uint16), tf.float32) / 65535.0,
-        lambda: tf.cast(tf.io.decode_image(contents, channels=0, expand_animations=False), tf.float32) / 255.0,
-    )
-    rgba = _to_rgba(image)
+    facts = formats.inspect(contents)
+    contents = refuse_unless_whole(contents, facts, max_pixels, limit_note)
+    pixels = decode_pixels(contents, tf.uint16, facts)
+    # 8-bit values are held times 257: divided back first, so they map to v / 255 exactly as an 8-bit decode would.
+    rgba = tf.where(is_sixteen_bit(contents), tf.cast(pixels, tf.float32) / 65535.0,
+                    tf.cast(pixels // 257, tf.float32) / 255.0)
     rgba.set_shape([None, None, 4])
     return rgba
 
@@ -137,8 +127,18 @@ def composite(rgba, channels=3, background=(1.0, 1.0, 1.0)):
 
 
 def decode(contents, channels=3, background=(1.0, 1.0, 1.0), max_pixels=0):
-    """Encoded image bytes → float32 HxWxC in [0, 1], alpha composited over ``background``."""
-    return composite(decode_rgba(contents, max_pixels), channels, background)
+    """Encoded image bytes → float32 HxWxC in [0, 1], alpha composited over ``background``.
+
+    One graph function per setting, traced once a process: the decoding graph is large (format
+    checks, EXIF, first frames), and every ``tf.data`` pipeline would otherwise trace it anew.
+    """
+    return _decoder(channels, tuple(float(v) for v in background), int(max_pixels))(contents)
+
+
+@functools.cache
+def _decoder(channels, background, max_pixels):
+    return tf.function(lambda contents: composite(decode_rgba(contents, max_pixels), channels, background),
+                       input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 
 
 def _resize(image, height, width):

@@ -9,7 +9,8 @@ import os
 
 import tensorflow as tf
 
-from tf_cyclegan.data.images import declared_size, decode, pixels_within
+from tf_cyclegan.data.formats import inspect
+from tf_cyclegan.data.images import decode_pixels
 from tf_cyclegan.data.sources import DataError
 
 
@@ -39,31 +40,39 @@ class DomainReport:
         return out
 
 
-def _decoded_sizes(domain, channels, max_pixels):
-    """({index: (height, width)} of the items that decode, {index: declared size} of those above ``max_pixels``).
+def _decoded_sizes(domain, max_pixels):
+    """({index: (height, width)} of the items that decode, {index: declared size} of those above ``max_pixels``,
+    {index: why} of those refused from their bytes, e.g. cut short).
 
-    An image whose header declares more than ``max_pixels`` is never decoded; failures are simply absent.
+    An image whose header declares more than ``max_pixels``, or whose bytes are known to be
+    incomplete, is never decoded; other failures are simply absent.
     """
     table = domain.item_tensor()
     read = (lambda x: x) if domain.in_memory else tf.io.read_file
 
     def size(index):
         contents = read(table[index])
-        declared = declared_size(contents)
-        within = pixels_within(contents, max_pixels)
-        decoded = tf.cond(within, lambda: tf.cast(tf.shape(decode(contents, channels))[:2], tf.int64),
+        facts = inspect(contents)
+        declared, why = facts["size"], facts["problem"]
+        within = tf.logical_or(max_pixels <= 0, declared[0] * declared[1] <= max_pixels)
+        why = tf.where(within, why, "")
+        decoded = tf.cond(within & tf.equal(why, ""),
+                          lambda: tf.cast(tf.shape(decode_pixels(contents, tf.uint8, facts))[:2], tf.int64),
                           lambda: declared)
-        return index, decoded, within
+        return index, decoded, within, why
 
     dataset = (
         tf.data.Dataset.range(len(domain.items))
         .map(size, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         .ignore_errors()
     )
-    sizes, too_large = {}, {}
-    for i, hw, within in dataset.as_numpy_iterator():
-        (sizes if within else too_large)[int(i)] = (int(hw[0]), int(hw[1]))
-    return sizes, too_large
+    sizes, too_large, refused = {}, {}, {}
+    for i, hw, within, why in dataset.as_numpy_iterator():
+        if why:
+            refused[int(i)] = why.decode()
+        else:
+            (sizes if within else too_large)[int(i)] = (int(hw[0]), int(hw[1]))
+    return sizes, too_large, refused
 
 
 def check_domain(domain, channels, image_size, required=True, max_pixels=0):
@@ -72,10 +81,12 @@ def check_domain(domain, channels, image_size, required=True, max_pixels=0):
         if required:
             raise DataError(f"{domain.split}: no images found in {domain.origin}")
         return domain, DomainReport(domain.split, domain.origin, 0, 0, [], [], domain.skipped)
-    sizes, too_large = _decoded_sizes(domain, channels, max_pixels)
+    sizes, too_large, refused = _decoded_sizes(domain, max_pixels)
     unreadable = []
     for i, label in enumerate(domain.labels):
-        if i in too_large:
+        if i in refused:
+            unreadable.append((label, refused[i]))
+        elif i in too_large:
             height, width = too_large[i]
             unreadable.append((label, f"{width} x {height} pixels, above --max_pixels={max_pixels} (not decoded)"))
         elif i not in sizes:

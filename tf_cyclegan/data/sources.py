@@ -13,13 +13,15 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tf_cyclegan.errors import UserError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 BUNDLED = {"emoji": Path(__file__).resolve().parent.parent / "datasets" / "emoji"}
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[a-z0-9_.\-]+)?(:[0-9.*]+)?$")
 OFFLINE_TIMEOUT = 8.0
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A problem with the user's data; the message is one line naming the file, folder or flag."""
 
 

@@ -1,0 +1,80 @@
+"""What a config field accepts, declared beside the field: ``lr: float = setting(2e-4, low=0.0, low_open=True)``.
+
+``config.validate`` checks every field's Rule; the message names the flag and the bound it breaks.
+"""
+
+import dataclasses
+import math
+
+from tf_cyclegan.errors import ConfigError
+
+MAX_COUNT = 2**31 - 1  # steps, sizes and counts above this overflow TensorFlow's int32 shapes and counters
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What a config field accepts, kept beside the field (``setting(...)``) and checked by ``validate``."""
+
+    low: float | None = None  # inclusive unless low_open
+    high: float | None = None  # inclusive unless high_open
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    also: tuple = ()  # values accepted outside the range (e.g. -1 = "same as lambda_cycle")
+    note: str = ""  # what ``also`` means, for the message
+
+    def problem(self, value):
+        """Why ``value`` is not accepted ('' when it is): the bound it breaks."""
+        if self.choices:
+            return "" if value in self.choices else f"{value!r} is not one of {', '.join(map(str, self.choices))}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value in self.also:
+            return ""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        extra = "".join(f", or {_number(v)} for {self.note}" for v in self.also)
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return f"must be {'>' if self.low_open else '>='} {_number(self.low)}{extra}, got {value}"
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return f"must be {'<' if self.high_open else '<='} {_number(self.high)}{extra}, got {value}"
+        return ""
+
+
+def _number(value):
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def setting(default, **rule):
+    """A dataclass field with its Rule (see ``Rule``)."""
+    return dataclasses.field(default=default, metadata={"rule": Rule(**rule)})
+
+
+def count(default, low=0, high=MAX_COUNT):
+    """An int in [low, high]; low=1 reads "> 0" in messages."""
+    return setting(default, low=0, low_open=True, high=high) if low == 1 else setting(default, low=low, high=high)
+
+
+def weight(default, **more):
+    """A loss weight: finite, >= 0."""
+    return setting(default, low=0.0, **more)
+
+
+def parse_value(key, kind, text):
+    """Converts ``text`` (from a flag or YAML) to ``kind``, naming ``key`` when it cannot."""
+    if isinstance(text, kind) and not (kind is int and isinstance(text, bool)):
+        return text
+    if kind is bool:
+        lowered = str(text).strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--{key.split('.')[-1]}: expected true or false, got {text!r}")
+    try:
+        if kind is int:
+            as_float = float(text)
+            if not as_float.is_integer():
+                raise ValueError
+            return int(as_float)
+        return kind(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{key.split('.')[-1]}: expected {kind.__name__}, got {text!r}") from None
