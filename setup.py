@@ -26,7 +26,8 @@ setup(
         "ai-edge-litert>=1.2",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5"],
+        # ruff pinned: its formatter's output changes between releases, and .ci/run checks the format
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff==0.17.6"],
         # benchmarks/*.py --against_torch: the CPU build on this disk; never a runtime dependency
         "torch": ["torch==2.13.0"],
     },

@@ -20,5 +20,7 @@ def describe_cpu():
     flags = cpu_flags()
     native = native_bf16_flags(flags)
     avx512 = "AVX-512" if "avx512f" in flags else "no AVX-512"
-    return (f"CPU: {model} ({os.cpu_count()} threads, {avx512}; native bf16: {', '.join(native) or 'none'}; "
-            f"oneDNN {'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'default'})")
+    return (
+        f"CPU: {model} ({os.cpu_count()} threads, {avx512}; native bf16: {', '.join(native) or 'none'}; "
+        f"oneDNN {'off' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '0' else 'default'})"
+    )

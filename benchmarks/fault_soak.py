@@ -26,9 +26,22 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 def command(run_dir, steps):
     """The quickstart preset at 32 px and 4 channels (pool 50, identity loss), deterministic ops."""
-    return [sys.executable, "-m", "tf_cyclegan.train", f"--run_dir={run_dir}", f"--steps={steps}", "--image_size=32",
-            "--load_size=36", "--ngf=4", "--ndf=4", "--save_every_steps=5", "--sample_every_steps=1000",
-            "--deterministic=true", "--seed=3", "--keep_checkpoints=3"]
+    return [
+        sys.executable,
+        "-m",
+        "tf_cyclegan.train",
+        f"--run_dir={run_dir}",
+        f"--steps={steps}",
+        "--image_size=32",
+        "--load_size=36",
+        "--ngf=4",
+        "--ndf=4",
+        "--save_every_steps=5",
+        "--sample_every_steps=1000",
+        "--deterministic=true",
+        "--seed=3",
+        "--keep_checkpoints=3",
+    ]
 
 
 def checkpoints(run_dir):
@@ -57,8 +70,11 @@ def soak(run_dir, steps, kills, rng):
             time.sleep(0.2)
         log.close()
         text = (Path(run_dir).parent / f"round{round_number}.log").read_text()
-        resumed = [int(line.split(" at step ")[1].split("/")[0]) for line in text.splitlines()
-                   if line.startswith("resuming from")]
+        resumed = [
+            int(line.split(" at step ")[1].split("/")[0])
+            for line in text.splitlines()
+            if line.startswith("resuming from")
+        ]
         if expected_resume is not None and resumed:
             stats["recovered"] += 1
             stats["lost"] += resumed[0] < expected_resume  # a good checkpoint was not the one resumed from
@@ -107,8 +123,14 @@ def soak_translate(root, run_dir, signals, rng):
     stats = {"signals": 0, "codes": set(), "broken": 0, "temporary": 0}
     for round_number in range(signals):
         out = root / f"translated_{round_number}"
-        command = [sys.executable, "-m", "tf_cyclegan.translate", f"--run_dir={run_dir}", f"--input={inputs}",
-                   f"--output={out}"]
+        command = [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.translate",
+            f"--run_dir={run_dir}",
+            f"--input={inputs}",
+            f"--output={out}",
+        ]
         code = sigterm_at_random(command, rng, 6, 20)
         stats["signals"] += code is not None
         stats["codes"].add(code)
@@ -125,8 +147,7 @@ def soak_export(root, run_dir, signals, rng):
     import tensorflow as tf
 
     out = root / "export"
-    command = [sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={run_dir}", f"--output={out}",
-               "--direction=a2b"]
+    command = [sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={run_dir}", f"--output={out}", "--direction=a2b"]
     stats = {"signals": 0, "codes": set(), "unloadable": 0, "staging_left": 0}
     for _ in range(signals):
         code = sigterm_at_random(command, rng, 4, 25)
@@ -161,19 +182,27 @@ def main():
         signal_rng = random.Random(args.seed + 1)
         translated = soak_translate(root, root / "straight", args.signals, signal_rng)
         exported = soak_export(root, root / "straight", args.signals, signal_rng)
-    print(f"{args.steps}-step run, {args.kills} SIGKILLs at random moments, every other one followed by damaging "
-          f"the newest checkpoint; finished with exit code {code}")
+    print(
+        f"{args.steps}-step run, {args.kills} SIGKILLs at random moments, every other one followed by damaging "
+        f"the newest checkpoint; finished with exit code {code}"
+    )
     print("| faults injected | resumes | steps redone | checkpoints lost | final weights == uninterrupted run |")
     print("|---|---|---|---|---|")
     print(f"| {stats['faults']} | {stats['recovered']} | {stats['redone']} | {stats['lost']} | {equal} |")
     codes = lambda found: ", ".join(sorted("finished" if c is None else str(c) for c in found))  # noqa: E731
     print(f"\nSIGTERM at random moments ({args.signals} runs each)")
-    print("| command | signals delivered | exit codes | broken files | temporary files left | unloadable versions | "
-          "staging folders left |\n|---|---|---|---|---|---|---|")
-    print(f"| translate (40 images) | {translated['signals']} | {codes(translated['codes'])} | {translated['broken']} | "
-          f"{translated['temporary']} | — | — |")
-    print(f"| export (a2b) | {exported['signals']} | {codes(exported['codes'])} | — | — | {exported['unloadable']} | "
-          f"{exported['staging_left']} |")
+    print(
+        "| command | signals delivered | exit codes | broken files | temporary files left | unloadable versions | "
+        "staging folders left |\n|---|---|---|---|---|---|---|"
+    )
+    print(
+        f"| translate (40 images) | {translated['signals']} | {codes(translated['codes'])} | {translated['broken']} | "
+        f"{translated['temporary']} | — | — |"
+    )
+    print(
+        f"| export (a2b) | {exported['signals']} | {codes(exported['codes'])} | — | — | {exported['unloadable']} | "
+        f"{exported['staging_left']} |"
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,16 @@ def folder_name(name):
 def train(name, flags, args):
     run_dir = Path(args.out) / folder_name(name)
     if not (run_dir / "health.json").is_file():
-        command = [sys.executable, "-m", "tf_cyclegan.train", f"--run_dir={run_dir}", f"--steps={args.steps}",
-                   f"--sample_every_steps={args.sample_every}", f"--seed={args.seed}", *flags]
+        command = [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.train",
+            f"--run_dir={run_dir}",
+            f"--steps={args.steps}",
+            f"--sample_every_steps={args.sample_every}",
+            f"--seed={args.seed}",
+            *flags,
+        ]
         subprocess.run(command, capture_output=True, text=True)
     return json.loads((run_dir / "health.json").read_text())["history"]
 
@@ -108,20 +116,26 @@ def main():
     from tf_cyclegan.health import RULES, default_warmup
 
     warmup = default_warmup(args.steps)
-    histories = {name: train(name, flags, args) for name, flags in RUNS.items()
-                 if not args.only or name in args.only.split(",")}
+    histories = {
+        name: train(name, flags, args) for name, flags in RUNS.items() if not args.only or name in args.only.split(",")
+    }
     full = Path(args.out) / folder_name("full (preset, identity 0.5)")
     if (full / "health.json").is_file():
         histories["inverted translations"] = shortcut_history(full, lambda y: -y)
         histories["hue-rotated translations"] = shortcut_history(full, hue_rotation)
-    print(f"\n{describe_cpu()}\nquickstart preset, {args.steps} steps, checks every {args.sample_every}, "
-          f"seed {args.seed}, warm-up {warmup} steps; cells: worst value after the warm-up "
-          "(flagged: * and the step of the first warning)")
+    print(
+        f"\n{describe_cpu()}\nquickstart preset, {args.steps} steps, checks every {args.sample_every}, "
+        f"seed {args.seed}, warm-up {warmup} steps; cells: worst value after the warm-up "
+        "(flagged: * and the step of the first warning)"
+    )
     signals = [(d, r.signal) for r in RULES for d in ("a2b", "b2a")]
     print("| run | expected | " + " | ".join(f"{d} {s}" for d, s in signals) + " |")
     print("|---|---|" + "---|" * len(signals))
-    print("| threshold | | " + " | ".join(f"{'>' if r.above else '<'} {r.threshold}" for r in RULES
-                                          for _ in ("a2b", "b2a")) + " |")
+    print(
+        "| threshold | | "
+        + " | ".join(f"{'>' if r.above else '<'} {r.threshold}" for r in RULES for _ in ("a2b", "b2a"))
+        + " |"
+    )
     for name, history in histories.items():
         worst, first = replay(history, warmup)
         cells = [f"{worst.get(key, float('nan')):.2f}" + (f" *{first[key]}" if key in first else "") for key in signals]

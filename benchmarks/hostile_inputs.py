@@ -16,13 +16,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from badfiles import (BILLION_LAUGHS, bomb_png, declaring_jpeg, jpeg_bytes, keyed_png,  # noqa: E402
-                      many_frame_gif, rotated_jpeg)
+from badfiles import BILLION_LAUGHS, bomb_png, declaring_jpeg, jpeg_bytes, keyed_png, many_frame_gif, rotated_jpeg  # noqa: E402
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-MEASURED = ("import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_module(sys.argv[0], run_name='__main__')\n"
-            "finally:\n    peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
-            "    print('MAXRSS_MB', int(peak) // 1024, flush=True)")
+MEASURED = (
+    "import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_module(sys.argv[0], run_name='__main__')\n"
+    "finally:\n    peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "    print('MAXRSS_MB', int(peak) // 1024, flush=True)"
+)
 SERVE = """
 import base64, json, sys
 import tensorflow as tf
@@ -40,8 +41,7 @@ print("MAXRSS_MB", int(peak) // 1024)
 def files():
     import numpy as np
 
-    progressive = jpeg_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8),
-                             progressive=True)
+    progressive = jpeg_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8), progressive=True)
     return {
         "663 B JPEG declaring 4000 x 4000": ("a.jpg", declaring_jpeg(4000, 4000)),
         "JPEG declaring 7000 x 7000": ("b.jpg", declaring_jpeg(7000, 7000)),
@@ -55,8 +55,9 @@ def files():
 
 
 def measured(module, *args, cwd=None):
-    result = subprocess.run([sys.executable, "-c", MEASURED, module, *args], cwd=cwd, env=ENV, capture_output=True,
-                            text=True, timeout=1800)
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURED, module, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=1800
+    )
     return result, int([line for line in result.stdout.splitlines() if line.startswith("MAXRSS_MB")][0].split()[1])
 
 
@@ -77,15 +78,42 @@ def main():
         run_dir = args.run_dir
         if not run_dir:
             run_dir = str(root / "run")
-            subprocess.run([sys.executable, "-m", "tf_cyclegan.train", f"--run_dir={run_dir}", "--steps=8",
-                            "--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4", "--max_dataset_size=4"],
-                           env=ENV, capture_output=True, check=True)
-        subprocess.run([sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={run_dir}", f"--output={root / 'x'}",
-                        "--direction=a2b"], env=ENV, capture_output=True, check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tf_cyclegan.train",
+                    f"--run_dir={run_dir}",
+                    "--steps=8",
+                    "--image_size=32",
+                    "--load_size=36",
+                    "--ngf=4",
+                    "--ndf=4",
+                    "--max_dataset_size=4",
+                ],
+                env=ENV,
+                capture_output=True,
+                check=True,
+            )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tf_cyclegan.export",
+                f"--run_dir={run_dir}",
+                f"--output={root / 'x'}",
+                "--direction=a2b",
+            ],
+            env=ENV,
+            capture_output=True,
+            check=True,
+        )
         saved_model = next((root / "x").glob("*_a2b/1"))
         (root / "serve.py").write_text(SERVE)
-        print(f"run {run_dir}; serving limit {json.loads((saved_model / 'assets.extra' / 'tf_cyclegan.json').read_text())}")
-        print("| file | translate | peak MB | data check | peak MB | translate_bytes | peak MB |\n|---|---|---|---|---|---|---|")
+        record = json.loads((saved_model / "assets.extra" / "tf_cyclegan.json").read_text())
+        print(f"run {run_dir}; serving limit {record['max_request_pixels']} pixels per request")
+        print("| file | translate | peak MB | data check | peak MB | translate_bytes | peak MB |")
+        print("|---|---|---|---|---|---|---|")
         for label, (name, contents) in files().items():
             case = root / name.split(".")[0]
             for split in ("in", "data/trainA", "data/trainB"):
@@ -93,15 +121,23 @@ def main():
             (case / "in" / name).write_bytes(contents)
             (case / "data" / "trainA" / name).write_bytes(contents)
             (case / "data" / "trainB" / name).write_bytes(contents)
-            translated, t_peak = measured("tf_cyclegan.translate", f"--run_dir={run_dir}", f"--input={case / 'in'}",
-                                          f"--output={case / 'out'}")
+            translated, t_peak = measured(
+                "tf_cyclegan.translate", f"--run_dir={run_dir}", f"--input={case / 'in'}", f"--output={case / 'out'}"
+            )
             checked, c_peak = measured("tf_cyclegan.data", "check", str(case / "data"), "--image_size=32")
-            served = subprocess.run([sys.executable, str(root / "serve.py"), str(saved_model), str(case / "in" / name)],
-                                    env=ENV, capture_output=True, text=True, timeout=1800)
+            served = subprocess.run(
+                [sys.executable, str(root / "serve.py"), str(saved_model), str(case / "in" / name)],
+                env=ENV,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
             s_peak = int([line for line in served.stdout.splitlines() if line.startswith("MAXRSS_MB")][0].split()[1])
             answer = [line[7:] for line in served.stdout.splitlines() if line.startswith("ANSWER")][0]
-            print(f"| {label} | {outcome(translated, ('skipped', 'error', 'translated', 'tiles'))} | {t_peak} | "
-                  f"{outcome(checked, ('unreadable ' + name, 'warning'))} | {c_peak} | {answer[:90]} | {s_peak} |")
+            print(
+                f"| {label} | {outcome(translated, ('skipped', 'error', 'translated', 'tiles'))} | {t_peak} | "
+                f"{outcome(checked, ('unreadable ' + name, 'warning'))} | {c_peak} | {answer[:90]} | {s_peak} |"
+            )
         (root / "bomb.yaml").write_text(BILLION_LAUGHS)
         result, peak = measured("tf_cyclegan.train", f"--config={root / 'bomb.yaml'}")
         print(f"| YAML bomb as --config ({len(BILLION_LAUGHS)} B) | {outcome(result, ('error',))} | {peak} | | | | |")

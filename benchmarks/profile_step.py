@@ -48,9 +48,9 @@ def main():
 
     import keras
     import tensorflow as tf
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
 
     from tf_cyclegan.precision import choose_here
-    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
 
     if args.serial:
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -78,8 +78,10 @@ def main():
         totals[(values["type"], layer)] += values["total_self_time"] / steps / 1e3
     total = sum(totals.values())
     what = f"preset {args.preset}" if args.preset else f"{args.size} px, ResNet-{args.blocks}"
-    print(f"\n{what}, batch {args.batch}, {precision}: {wall:.3f} s/step while profiled "
-          f"({'serial' if args.serial else 'concurrent'} ops); op self-time {total / 1e3:.2f} s/step")
+    print(
+        f"\n{what}, batch {args.batch}, {precision}: {wall:.3f} s/step while profiled "
+        f"({'serial' if args.serial else 'concurrent'} ops); op self-time {total / 1e3:.2f} s/step"
+    )
     print("| op type | layer | ms/step | share |")
     print("|---|---|---|---|")
     for (op_type, layer), ms in totals.most_common(args.top):

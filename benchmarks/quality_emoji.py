@@ -67,23 +67,28 @@ def main():
     except evaluate.FeaturesUnavailable as error:
         note = str(error)
     pipeline = data_lib.prepare(evaluate.eval_data_config(config.data), 1, report=lambda line: None)
-    results = evaluate.evaluate_generators(generator_ab, generator_ba, pipeline, ("a2b",), ("paired", "cycle", "kid"),
-                                           features)
+    results = evaluate.evaluate_generators(
+        generator_ab, generator_ba, pipeline, ("a2b",), ("paired", "cycle", "kid"), features
+    )
     print(f"\nemoji_noto2twemoji, {trained}, testA -> B vs testB ({results['a2b']['pairs']} pairs)")
     print("| | L1 | PSNR (dB) | SSIM | cycle L1 | KID |\n|---|---|---|---|---|---|")
     for row in ("translation", "identity_baseline"):
         values = results["a2b"][row]
         kid = f"{values['kid']:.4f}" if "kid" in values else "n/a"
-        print(f"| {row} | {values['l1']:.3f} | {values['psnr']:.2f} | {values['ssim']:.3f} | "
-              f"{values['cycle_l1']:.3f} | {kid} |")
+        print(
+            f"| {row} | {values['l1']:.3f} | {values['psnr']:.2f} | {values['ssim']:.3f} | "
+            f"{values['cycle_l1']:.3f} | {kid} |"
+        )
     print(f"KID features: {features.name if features else note}")
     if args.picture:
         real_a, labels = pipeline.test_images("A", 6)
         real_b, _ = pipeline.test_images("B", 6)
         fake_b = generator_ab(real_a, training=False).numpy()
         unit = lambda x: np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.uint8)  # noqa: E731
-        rows = [np.concatenate([unit(a), unit(f), unit(b)], axis=1)
-                for a, f, b in zip(real_a.numpy(), fake_b, real_b.numpy())]
+        rows = [
+            np.concatenate([unit(a), unit(f), unit(b)], axis=1)
+            for a, f, b in zip(real_a.numpy(), fake_b, real_b.numpy())
+        ]
         Path(args.picture).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(rows, axis=0)).resize((3 * 128, 6 * 128), Image.NEAREST).save(args.picture)
         print(f"picture: {args.picture} (testA | translation | ground truth)")

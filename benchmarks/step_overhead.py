@@ -39,9 +39,18 @@ def ms_per_step(run_dir, batch):
 def measure(batch, precision, steps, folder):
     run_dir = Path(folder) / f"b{batch}_{precision}"
     log_every = max(steps // 6, 1)
-    command = [sys.executable, "-m", "tf_cyclegan.train", f"--run_dir={run_dir}", f"--steps={steps}",
-               f"--batch_size={batch}", f"--precision={precision}", f"--log_every_steps={log_every}",
-               f"--save_every_steps={steps}", f"--sample_every_steps={steps}"]
+    command = [
+        sys.executable,
+        "-m",
+        "tf_cyclegan.train",
+        f"--run_dir={run_dir}",
+        f"--steps={steps}",
+        f"--batch_size={batch}",
+        f"--precision={precision}",
+        f"--log_every_steps={log_every}",
+        f"--save_every_steps={steps}",
+        f"--sample_every_steps={steps}",
+    ]
     result = subprocess.run(command, env=ENV, capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"batch {batch} {precision} failed:\n{result.stderr[-2000:]}")
@@ -62,10 +71,13 @@ def main():
             for precision in args.precisions.split(","):
                 for batch in batches:
                     times.setdefault((precision, batch), []).append(
-                        measure(batch, precision, args.steps, Path(folder) / str(repeat)))
+                        measure(batch, precision, args.steps, Path(folder) / str(repeat))
+                    )
     print(f"\n{describe_cpu()}")
-    print(f"quickstart preset, {args.steps} steps per case, median over log windows after the first; "
-          f"{args.repeats} interleaved repeat(s)")
+    print(
+        f"quickstart preset, {args.steps} steps per case, median over log windows after the first; "
+        f"{args.repeats} interleaved repeat(s)"
+    )
     print("| precision | batch | ms/step | ms/image | fixed share of a batch-1 step |")
     print("|---|---|---|---|---|")
     for precision in args.precisions.split(","):
@@ -75,7 +87,9 @@ def main():
             work = (t[4] - t[1]) / 3
             fixed = f"{(t[1] - work) / t[1]:.2f} ({t[1] - work:.0f} ms fixed, {work:.0f} ms per image)"
         for batch in batches:
-            print(f"| {precision} | {batch} | {t[batch]:.0f} | {t[batch] / batch:.0f} | {fixed if batch == 1 else ''} |")
+            print(
+                f"| {precision} | {batch} | {t[batch]:.0f} | {t[batch] / batch:.0f} | {fixed if batch == 1 else ''} |"
+            )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,13 @@ class ResidualBlock(nn.Module):
     def __init__(self, filters):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(filters, filters, 3), nn.InstanceNorm2d(filters), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(filters, filters, 3), nn.InstanceNorm2d(filters),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(filters, filters, 3),
+            nn.InstanceNorm2d(filters),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(filters, filters, 3),
+            nn.InstanceNorm2d(filters),
         )
 
     def forward(self, x):
@@ -46,9 +51,12 @@ class ResidualBlock(nn.Module):
 def patchgan(channels=3, ndf=64):
     layers = [nn.Conv2d(channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
     for index, stride in ((1, 2), (2, 2), (3, 1)):
-        filters_in, filters = ndf * 2 ** (index - 1), ndf * 2 ** index
-        layers += [nn.Conv2d(filters_in, filters, 4, stride=stride, padding=1), nn.InstanceNorm2d(filters),
-                   nn.LeakyReLU(0.2, True)]
+        filters_in, filters = ndf * 2 ** (index - 1), ndf * 2**index
+        layers += [
+            nn.Conv2d(filters_in, filters, 4, stride=stride, padding=1),
+            nn.InstanceNorm2d(filters),
+            nn.LeakyReLU(0.2, True),
+        ]
     layers.append(nn.Conv2d(ndf * 8, 1, 4, stride=1, padding=1))
     return nn.Sequential(*layers)
 
@@ -109,7 +117,8 @@ class CycleGANStep:
             logits_b, logits_a = self.discriminator_b(fake_b).float(), self.discriminator_a(fake_a).float()
             identity = self.lambda_cycle * self.lambda_identity
             generator_total = (
-                mse(logits_b, torch.ones_like(logits_b)) + mse(logits_a, torch.ones_like(logits_a))
+                mse(logits_b, torch.ones_like(logits_b))
+                + mse(logits_a, torch.ones_like(logits_a))
                 + self.lambda_cycle * (l1(cycled_a.float(), real_a) + l1(cycled_b.float(), real_b))
                 + identity * (l1(same_a.float(), real_a) + l1(same_b.float(), real_b))
             )
@@ -119,11 +128,14 @@ class CycleGANStep:
         pooled_a, pooled_b = self.pool_a.query(fake_a.float()), self.pool_b.query(fake_b.float())
         with self._autocast():
             disc_total = 0.0
-            for discriminator, real, pooled in ((self.discriminator_a, real_a, pooled_a),
-                                                (self.discriminator_b, real_b, pooled_b)):
+            for discriminator, real, pooled in (
+                (self.discriminator_a, real_a, pooled_a),
+                (self.discriminator_b, real_b, pooled_b),
+            ):
                 real_logits, fake_logits = discriminator(real).float(), discriminator(pooled).float()
-                disc_total = disc_total + 0.5 * (mse(real_logits, torch.ones_like(real_logits))
-                                                 + mse(fake_logits, torch.zeros_like(fake_logits)))
+                disc_total = disc_total + 0.5 * (
+                    mse(real_logits, torch.ones_like(real_logits)) + mse(fake_logits, torch.zeros_like(fake_logits))
+                )
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         disc_total.backward()
         self.discriminator_optimizer.step()

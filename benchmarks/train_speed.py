@@ -88,7 +88,6 @@ def measure(size, blocks, precision, steps, jit):
 def measure_torch(size, blocks, precision, steps):
     """The same step in PyTorch (benchmarks/torch_cyclegan.py): bf16 autocast for mixed_bfloat16, else float32."""
     import torch
-
     from torch_cyclegan import CycleGANStep
 
     bf16 = precision == "mixed_bfloat16"
@@ -103,8 +102,17 @@ def measure_torch(size, blocks, precision, steps):
 
 def run_case(framework, size, blocks, precision, steps, jit=False):
     """One measurement in a fresh process (so its peak RSS is its own)."""
-    command = [sys.executable, __file__, f"--steps={steps}", "--_measure", framework, str(size), str(blocks), precision,
-               "1" if jit else "0"]
+    command = [
+        sys.executable,
+        __file__,
+        f"--steps={steps}",
+        "--_measure",
+        framework,
+        str(size),
+        str(blocks),
+        precision,
+        "1" if jit else "0",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         sys.exit(f"{framework} {size}:{blocks} {precision} failed:\n{result.stderr[-2000:]}")
@@ -126,12 +134,17 @@ def against_torch(args):
                 for framework in ("tf", "torch"):
                     asked = precision if framework == "tf" else torch_precision(precision)
                     results.setdefault((size, blocks, precision, framework), []).append(
-                        run_case(framework, size, blocks, asked, args.steps))
+                        run_case(framework, size, blocks, asked, args.steps)
+                    )
     print(f"\n{describe_cpu()}")
-    print(f"batch 1, median of {args.steps} steps per process, {args.repeats} interleaved process(es) per cell; "
-          "ratio = PyTorch s/step / ours (> 1: ours is faster)")
-    print("| size | blocks | ours | PyTorch | ours s/step | PyTorch s/step | ours images/s | ratio | peak RSS ours / "
-          "PyTorch (GiB) |")
+    print(
+        f"batch 1, median of {args.steps} steps per process, {args.repeats} interleaved process(es) per cell; "
+        "ratio = PyTorch s/step / ours (> 1: ours is faster)"
+    )
+    print(
+        "| size | blocks | ours | PyTorch | ours s/step | PyTorch s/step | ours images/s | ratio | peak RSS ours / "
+        "PyTorch (GiB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for (size, blocks, precision, framework), rows in results.items():
         if framework != "tf":
@@ -139,9 +152,11 @@ def against_torch(args):
         ours, theirs = rows, results[(size, blocks, precision, "torch")]
         mine, other = (sorted(r["s_per_step"] for r in x)[len(x) // 2] for x in (ours, theirs))
         label = f"{precision} → {ours[0]['precision']}" if precision == "auto" else precision
-        print(f"| {size} | {blocks} | {label} | {theirs[0]['precision']} | {mine:.3f} | {other:.3f} | {1 / mine:.2f} | "
-              f"{other / mine:.2f} | {max(r['peak_rss_gib'] for r in ours):.2f} / "
-              f"{max(r['peak_rss_gib'] for r in theirs):.2f} |")
+        print(
+            f"| {size} | {blocks} | {label} | {theirs[0]['precision']} | {mine:.3f} | {other:.3f} | {1 / mine:.2f} | "
+            f"{other / mine:.2f} | {max(r['peak_rss_gib'] for r in ours):.2f} / "
+            f"{max(r['peak_rss_gib'] for r in theirs):.2f} |"
+        )
 
 
 def main():
@@ -150,8 +165,11 @@ def main():
     parser.add_argument("--cases", default="128:6,256:9")
     parser.add_argument("--precisions", default="float32,mixed_bfloat16", help="Keras policies, or auto")
     parser.add_argument("--jit", action="store_true", help="also time XLA-compiled steps")
-    parser.add_argument("--against_torch", action="store_true",
-                        help="time a PyTorch step of the same networks beside ours (pip install torch==2.13.0)")
+    parser.add_argument(
+        "--against_torch",
+        action="store_true",
+        help="time a PyTorch step of the same networks beside ours (pip install torch==2.13.0)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="with --against_torch: processes per cell")
     parser.add_argument("--_measure", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -168,18 +186,22 @@ def main():
         return
     peaks = {dtype: matmul_peak(dtype) for dtype in ("float32", "bfloat16")}
     peak = max(peaks.values())
-    print(f"\n{describe_cpu()}\nbatch 1, median of {args.steps} steps; matmul peak "
-          + ", ".join(f"{dtype} {rate:.0f} GFLOP/s" for dtype, rate in peaks.items()))
+    print(
+        f"\n{describe_cpu()}\nbatch 1, median of {args.steps} steps; matmul peak "
+        + ", ".join(f"{dtype} {rate:.0f} GFLOP/s" for dtype, rate in peaks.items())
+    )
     print("| size | blocks | precision | XLA | s/step | images/s | GFLOP/s | % of peak | peak RSS (GiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for case in args.cases.split(","):
         size, blocks = (int(v) for v in case.split(":"))
         for precision in args.precisions.split(","):
-            for jit in ((False, True) if args.jit else (False,)):
+            for jit in (False, True) if args.jit else (False,):
                 row = run_case("tf", size, blocks, precision, args.steps, jit)
                 rate = WORK_GFLOP[(size, blocks)] / row["s_per_step"] if (size, blocks) in WORK_GFLOP else float("nan")
-                print(f"| {size} | {blocks} | {row['precision']} | {'on' if jit else 'off'} | {row['s_per_step']:.2f} | "
-                      f"{1 / row['s_per_step']:.2f} | {rate:.0f} | {100 * rate / peak:.0f}% | {row['peak_rss_gib']:.2f} |")
+                print(
+                    f"| {size} | {blocks} | {row['precision']} | {'on' if jit else 'off'} | {row['s_per_step']:.2f} | "
+                    f"{1 / row['s_per_step']:.2f} | {rate:.0f} | {100 * rate / peak:.0f}% | {row['peak_rss_gib']:.2f} |"
+                )
 
 
 if __name__ == "__main__":

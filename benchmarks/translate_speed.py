@@ -61,7 +61,6 @@ def keras_call(workdir, runtime, x):
 def torch_call(runtime, x):
     """``torch_float32`` or ``torch_bf16``: the same ResNet generator (benchmarks/torch_cyclegan.py), inference mode."""
     import torch
-
     from torch_cyclegan import resnet_generator
 
     blocks = int(KIND[0].removeprefix("resnet_").removesuffix("blocks"))
@@ -92,8 +91,9 @@ def measure(workdir, runtime, size, images):
     else:
         from ai_edge_litert.interpreter import Interpreter
 
-        interpreter = Interpreter(model_path=os.path.join(workdir, f"{runtime.split('_')[1]}.tflite"),
-                                  num_threads=os.cpu_count())
+        interpreter = Interpreter(
+            model_path=os.path.join(workdir, f"{runtime.split('_')[1]}.tflite"), num_threads=os.cpu_count()
+        )
         runner = interpreter.get_signature_runner("serving_default")
         call = lambda: runner(images=x)  # noqa: E731
     call()
@@ -118,10 +118,16 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--generator", default="resnet_9blocks")
-    parser.add_argument("--runtimes", default=",".join(RUNTIMES),
-                        help="keras[_auto|_mixed_bfloat16], saved_model, tflite_fp32|fp16|int8, torch_float32|bf16")
-    parser.add_argument("--against_torch", action="store_true",
-                        help="ours (auto and float32) beside PyTorch float32 and bf16 (pip install torch==2.13.0)")
+    parser.add_argument(
+        "--runtimes",
+        default=",".join(RUNTIMES),
+        help="keras[_auto|_mixed_bfloat16], saved_model, tflite_fp32|fp16|int8, torch_float32|bf16",
+    )
+    parser.add_argument(
+        "--against_torch",
+        action="store_true",
+        help="ours (auto and float32) beside PyTorch float32 and bf16 (pip install torch==2.13.0)",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="interleaved processes per runtime")
     parser.add_argument("--_measure", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -137,8 +143,18 @@ def main():
         for _ in range(args.repeats):
             for runtime in args.runtimes.split(","):
                 result = subprocess.run(
-                    [sys.executable, __file__, f"--size={args.size}", f"--images={args.images}",
-                     f"--generator={args.generator}", "--_measure", workdir, runtime], capture_output=True, text=True,
+                    [
+                        sys.executable,
+                        __file__,
+                        f"--size={args.size}",
+                        f"--images={args.images}",
+                        f"--generator={args.generator}",
+                        "--_measure",
+                        workdir,
+                        runtime,
+                    ],
+                    capture_output=True,
+                    text=True,
                 )
                 if result.returncode:
                     sys.exit(f"{runtime} failed:\n{result.stderr[-2000:]}")
@@ -149,16 +165,20 @@ def main():
 def print_table(args, runs):
     medians = {runtime: sorted(r["s_per_image"] for r in rows)[len(rows) // 2] for runtime, rows in runs.items()}
     torch_best = min((t for name, t in medians.items() if name.startswith("torch")), default=None)
-    print(f"\n{describe_cpu()}\n{args.generator} at {args.size}x{args.size}, batch 1, median of {args.images} "
-          f"images per process, {args.repeats} process(es) per runtime"
-          + ("; ratio = the faster PyTorch runtime's s/image / this one's" if torch_best else ""))
+    print(
+        f"\n{describe_cpu()}\n{args.generator} at {args.size}x{args.size}, batch 1, median of {args.images} "
+        f"images per process, {args.repeats} process(es) per runtime"
+        + ("; ratio = the faster PyTorch runtime's s/image / this one's" if torch_best else "")
+    )
     print("| runtime | s/image | images/s | peak RSS (GiB) |" + (" ratio |" if torch_best else ""))
     print("|---|---|---|---|" + ("---|" if torch_best else ""))
     for runtime, rows in runs.items():
         median = medians[runtime]
         ratio = f" {torch_best / median:.2f} |" if torch_best else ""
-        print(f"| {rows[0]['runtime']} | {median:.3f} | {1 / median:.2f} | "
-              f"{max(r['peak_rss_gib'] for r in rows):.2f} |{ratio}")
+        print(
+            f"| {rows[0]['runtime']} | {median:.3f} | {1 / median:.2f} | "
+            f"{max(r['peak_rss_gib'] for r in rows):.2f} |{ratio}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ def main(source):
     counts = ", ".join(f"{split}: {len(list((target / split).iterdir()))}" for split in STRIDES)
     (target / "README.md").write_text(
         "# Bundled sample of emoji_noto2twemoji\n\n"
-        f"A subset ({counts}) of the dataset described below, made by scripts/make_emoji_sample.py.\n\n"
-        + readme,
+        f"A subset ({counts}) of the dataset described below, made by scripts/make_emoji_sample.py.\n\n" + readme,
         encoding="utf-8",
     )
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())

@@ -17,6 +17,7 @@ def png_bytes(pixels, mode=None, **options):
 
 def bomb_png(width, height):
     """A grayscale PNG that declares ``width`` x ``height`` pixels in a few hundred KB (zeros compress well)."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

@@ -10,9 +10,20 @@ import pytest  # noqa: E402
 # The shared run: the quickstart preset (emoji data, U-Net, pool 50, identity loss) shrunk to 32 px and 4 channels.
 # --max_dataset_size=4 only makes an epoch 4 steps long, so that --eval_every=1 evaluates twice in 8 steps.
 TINY_RUN_ARGS = [
-    "--steps=8", "--run_dir=run", "--name=tiny", "--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4",
-    "--max_dataset_size=4", "--eval_every=1", "--max_eval_images=6", "--log_every_steps=2", "--sample_every_steps=3",
-    "--save_every_steps=2", "--num_samples=2",
+    "--steps=8",
+    "--run_dir=run",
+    "--name=tiny",
+    "--image_size=32",
+    "--load_size=36",
+    "--ngf=4",
+    "--ndf=4",
+    "--max_dataset_size=4",
+    "--eval_every=1",
+    "--max_eval_images=6",
+    "--log_every_steps=2",
+    "--sample_every_steps=3",
+    "--save_every_steps=2",
+    "--num_samples=2",
 ]
 
 
@@ -30,7 +41,13 @@ def tiny_run(tmp_path_factory):
     (its output files, evaluate, translate, export). Its command's stdout and stderr come with it."""
     root = tmp_path_factory.mktemp("tiny")
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
-    result = subprocess.run([sys.executable, "-m", "tf_cyclegan.train", *TINY_RUN_ARGS], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_cyclegan.train", *TINY_RUN_ARGS],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return types.SimpleNamespace(path=root / "run", stdout=result.stdout, stderr=result.stderr)

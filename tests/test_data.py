@@ -28,9 +28,10 @@ def _decode_file(path, channels=3, background=(1.0, 1.0, 1.0)):
     return decode(tf.io.read_file(str(path)), channels, background).numpy()
 
 
-@pytest.mark.parametrize("fmt,ext,exact", [
-    ("PNG", "png", True), ("BMP", "bmp", True), ("JPEG", "jpg", False), ("WEBP", "webp", True), ("GIF", "gif", False),
-])
+@pytest.mark.parametrize(
+    "fmt,ext,exact",
+    [("PNG", "png", True), ("BMP", "bmp", True), ("JPEG", "jpg", False), ("WEBP", "webp", True), ("GIF", "gif", False)],
+)
 def test_every_format_decodes(tmp_path, fmt, ext, exact):
     yy, xx = np.mgrid[0:20, 0:30]
     pixels = np.stack([yy * 12, xx * 8, 255 - xx * 8], -1).astype(np.uint8)  # smooth, so JPEG stays close
@@ -192,8 +193,11 @@ def test_the_stream_is_a_function_of_seed_and_position(tmp_path):
 def test_preprocess_modes_and_test_time_determinism(tmp_path):
     root = _write_dataset(tmp_path / "ds", size=(40, 60))
     for mode, shape in [
-        ("resize_and_crop", (32, 32)), ("crop", (32, 32)), ("scale_width", (24, 36)),
-        ("scale_width_and_crop", (32, 32)), ("none", (40, 60)),
+        ("resize_and_crop", (32, 32)),
+        ("crop", (32, 32)),
+        ("scale_width", (24, 36)),
+        ("scale_width_and_crop", (32, 32)),
+        ("none", (40, 60)),
     ]:
         data = DataConfig(dataset=str(root), image_size=32, load_size=36, preprocess=mode)
         domains, _ = check(resolve(data), data)
@@ -285,13 +289,17 @@ def test_check_cli(tmp_path):
     (root / "trainA" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
     result = subprocess.run(
         [sys.executable, "-m", "tf_cyclegan.data", "check", str(root), "--image_size", "32"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "trainA" in result.stdout and "broken.png" in result.stdout and "1 unreadable" in result.stdout
     missing = subprocess.run(
         [sys.executable, "-m", "tf_cyclegan.data", "check", str(tmp_path / "nope")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert missing.returncode == 1  # a data error, as in train (one exit code per kind of error, tf_cyclegan.errors)
     assert missing.stderr.strip().splitlines()[-1].startswith("python -m tf_cyclegan.data: error: --dataset")

@@ -4,13 +4,22 @@ import sys
 import textwrap
 
 import pytest
-
 from trainrun import (
-    ENV, assert_same_values, checked, finish, latest, paper, pool_state, run_train, run_workers, saved_values,
-    start_workers, wait_for_checkpoint,
+    ENV,
+    assert_same_values,
+    checked,
+    finish,
+    latest,
+    paper,
+    pool_state,
+    run_train,
+    run_workers,
+    saved_values,
+    start_workers,
+    wait_for_checkpoint,
 )
 
-MIRRORED_VS_SINGLE = textwrap.dedent('''
+MIRRORED_VS_SINGLE = textwrap.dedent("""
     import numpy as np, tensorflow as tf, keras
     from tf_cyclegan.distribute import make_strategy
     mirrored = make_strategy("mirrored", cpu_replicas=2)
@@ -47,12 +56,13 @@ MIRRORED_VS_SINGLE = textwrap.dedent('''
     worst = max(float(np.abs(a - b).max()) for a, b in zip(results["single"], results["mirrored"]))
     moved = max(float(np.abs(a).max()) for a in results["single"])
     print("WORST", worst / moved, "LOSS", results["single_loss"], results["mirrored_loss"])
-''')
+""")
 
 
 def test_mirrored_two_cpu_replicas_match_one_device():
-    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_SINGLE], env=ENV, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_VS_SINGLE], env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     line = [l for l in result.stdout.splitlines() if l.startswith("WORST")][0].split()
     relative, single_loss, mirrored_loss = float(line[1]), float(line[3]), float(line[4])
@@ -61,7 +71,7 @@ def test_mirrored_two_cpu_replicas_match_one_device():
     assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
 
 
-POOLS_UNDER_MIRRORED = textwrap.dedent('''
+POOLS_UNDER_MIRRORED = textwrap.dedent("""
     import sys
     import numpy as np, tensorflow as tf
     from tf_cyclegan.distribute import make_strategy
@@ -80,12 +90,17 @@ POOLS_UNDER_MIRRORED = textwrap.dedent('''
     print("OWN", all(s % 10 == r for r, values in enumerate(stored) for s in values))
     path = tf.train.Checkpoint(pool=pool).save(sys.argv[1])
     print("SAVED", tf.train.load_checkpoint(path).get_tensor("pool/images/.ATTRIBUTES/VARIABLE_VALUE").shape)
-''')
+""")
 
 
 def test_each_replica_keeps_and_saves_its_own_pool(tmp_path):
-    result = subprocess.run([sys.executable, "-c", POOLS_UNDER_MIRRORED, str(tmp_path / "ckpt")], env=ENV,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", POOLS_UNDER_MIRRORED, str(tmp_path / "ckpt")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert lines["COUNTS"] == "COUNTS [3, 3] DRAWS [5, 5]"
@@ -94,14 +109,29 @@ def test_each_replica_keeps_and_saves_its_own_pool(tmp_path):
 
 
 # The paper preset's losses and networks (pool 50, identity loss on) at 32 px: what users run, not a pool switched off.
-WORKER_ARGS = [*paper("monet2photo"), "--run_dir=run", "--batch_size=2", "--save_every_steps=3",
-               "--sample_every_steps=100", "--deterministic=true"]
+WORKER_ARGS = [
+    *paper("monet2photo"),
+    "--run_dir=run",
+    "--batch_size=2",
+    "--save_every_steps=3",
+    "--sample_every_steps=100",
+    "--deterministic=true",
+]
 
 
 @pytest.mark.slow
 def test_the_readme_mirrored_command_trains_with_the_paper_pool(tmp_path):
-    result = run_train(["--strategy=mirrored", "--cpu_replicas=2", *paper("monet2photo"), "--steps=3",
-                        "--batch_size=4", "--run_dir=run"], tmp_path)
+    result = run_train(
+        [
+            "--strategy=mirrored",
+            "--cpu_replicas=2",
+            *paper("monet2photo"),
+            "--steps=3",
+            "--batch_size=4",
+            "--run_dir=run",
+        ],
+        tmp_path,
+    )
     checked(result)
     assert "2 replica(s)" in result.stdout
     images, count, draws = pool_state(latest(tmp_path / "run" / "checkpoints"))

@@ -32,7 +32,9 @@ def test_frechet_distance_closed_form():
     expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(d1) - np.sqrt(d2)) ** 2)
     assert metrics.frechet_distance(mu1, np.diag(d1), mu2, np.diag(d2)) == pytest.approx(expected)
     rotation, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))
-    rotated = metrics.frechet_distance(mu1, rotation @ np.diag(d1) @ rotation.T, mu2, rotation @ np.diag(d2) @ rotation.T)
+    rotated = metrics.frechet_distance(
+        mu1, rotation @ np.diag(d1) @ rotation.T, mu2, rotation @ np.diag(d2) @ rotation.T
+    )
     assert rotated == pytest.approx(expected, rel=1e-6)
 
 
@@ -72,8 +74,15 @@ def test_evaluate_direction_with_a_tiny_feature_network():
     source = rng.uniform(-1, 1, (12, 16, 16, 3)).astype("float32")
     target = np.clip(source + 0.2, -1, 1)
     identity = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Identity()])
-    result = evaluate_direction(identity, identity, source, target, [f"{i}.png" for i in range(12)],
-                                [f"{i}.png" for i in range(12)], features=_tiny_features())
+    result = evaluate_direction(
+        identity,
+        identity,
+        source,
+        target,
+        [f"{i}.png" for i in range(12)],
+        [f"{i}.png" for i in range(12)],
+        features=_tiny_features(),
+    )
     assert result["pairs"] == 12
     assert result["translation"] == result["identity_baseline"] | {"cycle_l1": 0.0}
     assert result["translation"]["l1"] == pytest.approx(0.1, abs=0.01)
@@ -118,8 +127,20 @@ def test_a_resumed_run_reads_best_json_and_replaces_it_only_when_beaten(tiny_run
 def test_evaluate_cli_reports_paired_metrics_and_says_why_kid_is_missing(tiny_run, tmp_path):
     run = tiny_run.path
     missing = tmp_path / "no_such_inception.h5"  # no KID/FID features, whatever the network or the Keras cache hold
-    result = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--direction=a2b",
-                             f"--inception_weights={missing}"], env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.evaluate",
+            f"--run_dir={run}",
+            "--direction=a2b",
+            f"--inception_weights={missing}",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((run / "eval.json").read_text())
     assert report["feature_network"] is None and str(missing) in report["notes"][0] and "b2a" not in report
@@ -129,15 +150,19 @@ def test_evaluate_cli_reports_paired_metrics_and_says_why_kid_is_missing(tiny_ru
     assert "health at step 8 (training's last check; health.json):" in result.stdout  # the run's latest health
     assert re.search(r"a2b: away [\d.]+, diversity [\d.]+, discriminator", result.stdout)
     assert any(p.name.startswith("events") for p in (run / "logs" / "eval").iterdir())
-    bad = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--metrics=foo"],
-                         env=ENV, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--metrics=foo"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "--metrics: 'foo'" in bad.stderr
 
 
 def test_inception_features_offline_without_a_cached_copy_say_how_to_get_them(tmp_path, monkeypatch):
-    from tf_cyclegan import evaluator
-
     import tf_cyclegan.data.sources as sources
+    from tf_cyclegan import evaluator
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
     monkeypatch.setattr(sources, "host_reachable", lambda *args, **kwargs: False)  # offline, whatever the machine

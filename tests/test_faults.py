@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from trainrun import ENV, latest, run_train
 
 from tf_cyclegan import run
 from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper, DoesNotMatch
-from trainrun import ENV, latest, run_train
 
 
 def keeper_for(directory, keep=3, value=0.0, log=None):
@@ -76,8 +76,7 @@ def test_damaged_files_are_kept_in_damaged(tmp_path):
     save_steps(tmp_path, [10, 20])
     garble_data(tmp_path / "ckpt-20")
     keeper_for(tmp_path)[0].restore()
-    assert sorted(p.name for p in (tmp_path / "damaged").iterdir()) == ["ckpt-20.data-00000-of-00001",
-                                                                         "ckpt-20.index"]
+    assert sorted(p.name for p in (tmp_path / "damaged").iterdir()) == ["ckpt-20.data-00000-of-00001", "ckpt-20.index"]
 
 
 def test_a_checkpoint_the_index_file_does_not_list_is_still_found(tmp_path):
@@ -102,8 +101,11 @@ def test_a_folder_whose_checkpoints_all_fail_is_an_error_not_a_restart(tmp_path)
 def test_a_checkpoint_of_another_configuration_is_not_damage(tmp_path):
     save_steps(tmp_path, [10])
     step = tf.Variable(0, dtype=tf.int64)
-    other = tf.train.Checkpoint(generator_optimizer=tf.train.Checkpoint(_iterations=step),
-                                weights=tf.Variable(tf.zeros([64])), extra=tf.Variable(1.0))
+    other = tf.train.Checkpoint(
+        generator_optimizer=tf.train.Checkpoint(_iterations=step),
+        weights=tf.Variable(tf.zeros([64])),
+        extra=tf.Variable(1.0),
+    )
     with pytest.raises(DoesNotMatch, match="does not match this config"):
         CheckpointKeeper(other, tmp_path, 3).restore()
     assert (tmp_path / "ckpt-10.index").is_file()
@@ -145,8 +147,14 @@ except CheckpointError as error:
 
 def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):
     save_steps(tmp_path, [10, 20])
-    result = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path), os.path.dirname(__file__)], env=ENV,
-                            capture_output=True, text=True, timeout=120, preexec_fn=fill_the_disk)
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path), os.path.dirname(__file__)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=fill_the_disk,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     line = [l for l in result.stdout.splitlines() if l.startswith("ERROR")][0]
     assert "could not save" in line and "ckpt-40" in line and "is intact" in line
@@ -157,9 +165,17 @@ def test_one_trainer_per_run_directory(tmp_path):
     with run.RunLock(tmp_path):
         with pytest.raises(run.RunLocked, match=f"PID {os.getpid()}"):
             run.RunLock(tmp_path).__enter__()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom tf_cyclegan import run\n"
-                               "with run.RunLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)",
-                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom tf_cyclegan import run\n"
+            "with run.RunLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     result = run_train(["--run_dir=.", "--steps=2", "--image_size=32", "--load_size=36"], tmp_path, timeout=120)
     assert result.returncode == 1 and f"is in use by another trainer (PID {holder.pid}" in result.stderr
@@ -187,14 +203,32 @@ def test_training_resumes_past_a_damaged_checkpoint_with_one_warning(tiny_run, t
 def test_readers_name_a_damaged_checkpoint_and_an_older_one_to_use(tiny_run, tmp_path):
     shutil.copytree(tiny_run.path, tmp_path / "run")
     garble_data(tmp_path / "run" / "checkpoints" / "ckpt-8")
-    result = subprocess.run([sys.executable, "-m", "tf_cyclegan.export", "--run_dir=run", "--output=out"],
-                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_cyclegan.export", "--run_dir=run", "--output=out"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "ckpt-8 cannot be restored" in last and "--checkpoint=" in last and "ckpt-6" in last
-    older = subprocess.run([sys.executable, "-m", "tf_cyclegan.export", "--run_dir=run", "--output=out",
-                            f"--checkpoint={tmp_path / 'run' / 'checkpoints' / 'ckpt-6'}"],
-                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    older = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.export",
+            "--run_dir=run",
+            "--output=out",
+            f"--checkpoint={tmp_path / 'run' / 'checkpoints' / 'ckpt-6'}",
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert older.returncode == 0, older.stderr[-2000:]
 
 

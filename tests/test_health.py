@@ -4,11 +4,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
+from trainrun import run_train
 
 from tf_cyclegan.health import RULES, HealthMonitor, direction_signals
-from trainrun import run_train
 
 EMOJI = Path(__file__).resolve().parent.parent / "tf_cyclegan" / "datasets" / "emoji"
 
@@ -48,8 +47,9 @@ def test_the_discriminator_signal_is_its_accuracy():
     real, target = emoji("testA", 4), emoji("testB", 4)
     won = direction_signals(real, target, real, target, np.ones((4, 2, 2, 1)), np.zeros((4, 2, 2, 1)), "lsgan")
     fooled = direction_signals(real, target, real, target, np.zeros((4, 2, 2, 1)), np.ones((4, 2, 2, 1)), "lsgan")
-    logits = direction_signals(real, target, real, target, np.full((4, 2, 2, 1), 3.0), np.full((4, 2, 2, 1), -2.0),
-                               "vanilla")
+    logits = direction_signals(
+        real, target, real, target, np.full((4, 2, 2, 1), 3.0), np.full((4, 2, 2, 1), -2.0), "vanilla"
+    )
     assert won["discriminator"] == 1 and fooled["discriminator"] == 0 and logits["discriminator"] == 1
 
 
@@ -57,8 +57,10 @@ def test_a_warning_is_given_once_per_episode_after_the_warmup_and_patience():
     away = next(rule for rule in RULES if rule.signal == "away")
     monitor = HealthMonitor(warmup=100)
     bad, good = {"a2b/away": away.threshold + 1}, {"a2b/away": away.threshold - 0.5}
-    said = [monitor.check(step, values) for step, values in
-            [(50, bad), (150, bad), (200, bad), (250, bad), (300, good), (350, bad), (400, bad)]]
+    said = [
+        monitor.check(step, values)
+        for step, values in [(50, bad), (150, bad), (200, bad), (250, bad), (300, good), (350, bad), (400, bad)]
+    ]
     counts = [len(lines) for lines in said]
     assert counts == [0, 0, 1, 0, 0, 0, 1]  # warm-up, patience 2, once per episode, a new episode after recovery
     assert "a2b away" in said[2][0] and "step 200" in said[2][0]
@@ -70,8 +72,20 @@ def test_a_warning_is_given_once_per_episode_after_the_warmup_and_patience():
 
 def test_on_unhealthy_stop_saves_and_exits_with_code_3(tmp_path):
     # A tiny, barely trained run fails the checks at once; --steps long enough that the warm-up (a fifth) ends early.
-    result = run_train(["--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4", "--steps=40", "--run_dir=run",
-                        "--sample_every_steps=4", "--save_every_steps=100", "--on_unhealthy=stop"], tmp_path)
+    result = run_train(
+        [
+            "--image_size=32",
+            "--load_size=36",
+            "--ngf=4",
+            "--ndf=4",
+            "--steps=40",
+            "--run_dir=run",
+            "--sample_every_steps=4",
+            "--save_every_steps=100",
+            "--on_unhealthy=stop",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 3, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(lines) == 1 and "(--on_unhealthy=stop): health warning at step 16" in lines[0]

@@ -16,10 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from badfiles import (
+    BILLION_LAUGHS,
+    bomb_png,
+    declaring_jpeg,
+    jpeg_bytes,
+    keyed_png,
+    many_frame_gif,
+    png_bytes,
+    rotated_jpeg,
+)
 from PIL import Image, ImageOps
-
-from badfiles import (BILLION_LAUGHS, bomb_png, declaring_jpeg, jpeg_bytes, keyed_png, many_frame_gif, png_bytes,
-                      rotated_jpeg)
 from test_bad_inputs import measured
 from trainrun import ENV, run_train
 
@@ -30,8 +37,10 @@ ROTATED = np.random.default_rng(0).integers(0, 255, (40, 80, 3), dtype=np.uint8)
 
 def one_error_line(result, needle, code):
     lines = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert result.returncode == code and len(lines) == 1 and needle in lines[0], (result.returncode,
-                                                                                  result.stderr[-2000:])
+    assert result.returncode == code and len(lines) == 1 and needle in lines[0], (
+        result.returncode,
+        result.stderr[-2000:],
+    )
     assert "Traceback" not in result.stderr
     return lines[0]
 
@@ -40,8 +49,7 @@ def one_error_line(result, needle, code):
 def hostile(tmp_path_factory):
     """A folder of hostile files and two ordinary ones; {name: what it is}."""
     folder = tmp_path_factory.mktemp("hostile")
-    progressive = jpeg_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8),
-                             progressive=True)
+    progressive = jpeg_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8), progressive=True)
     files = {
         "declares_7000.jpg": declaring_jpeg(7000, 7000),  # 630 bytes that libjpeg would "decode" as 49 MP of gray
         "declares_4000.jpg": declaring_jpeg(4000, 4000),  # 16 MP: under every default pixel limit
@@ -60,8 +68,9 @@ def hostile(tmp_path_factory):
 
 def test_translate_turns_every_hostile_file_into_an_output_or_one_line(hostile, tiny_run, tmp_path):
     out = tmp_path / "out"
-    result, peak = measured("tf_cyclegan.translate", f"--run_dir={tiny_run.path}", f"--input={hostile}",
-                            f"--output={out}")
+    result, peak = measured(
+        "tf_cyclegan.translate", f"--run_dir={tiny_run.path}", f"--input={hostile}", f"--output={out}"
+    )
     text = result.stdout + result.stderr
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "Corrupt JPEG data" not in result.stderr  # refused before libjpeg sees it
@@ -100,8 +109,13 @@ def test_data_check_names_hostile_files_and_keeps_memory_bounded(hostile, tmp_pa
 def test_a_valid_image_too_large_for_memory_is_translated_in_tiles(tiny_run, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "big.png").write_bytes(bomb_png(6000, 6000))  # 36 MP of valid gray in ~35 KB
-    result, peak = measured("tf_cyclegan.translate", f"--run_dir={tiny_run.path}", f"--input={tmp_path / 'in'}",
-                            f"--output={tmp_path / 'out'}", "--max_memory_gb=0.5")
+    result, peak = measured(
+        "tf_cyclegan.translate",
+        f"--run_dir={tiny_run.path}",
+        f"--input={tmp_path / 'in'}",
+        f"--output={tmp_path / 'out'}",
+        "--max_memory_gb=0.5",
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "is translated in" in result.stdout and "px tiles" in result.stdout, result.stdout
     assert Image.open(tmp_path / "out" / "big.png").size == (6000, 6000)
@@ -136,20 +150,40 @@ print("MAXRSS_MB", int(peak) // 1024)
 
 
 def test_one_serving_request_cannot_take_the_server_down(tiny_run, tmp_path):
-    export = subprocess.run([sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={tiny_run.path}",
-                             f"--output={tmp_path}", "--direction=a2b", "--max_request_gb=0.05"], env=ENV,
-                            capture_output=True, text=True, timeout=600)
+    export = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.export",
+            f"--run_dir={tiny_run.path}",
+            f"--output={tmp_path}",
+            "--direction=a2b",
+            "--max_request_gb=0.05",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert export.returncode == 0, export.stderr[-2000:]
     record = json.loads((tmp_path / "tiny_a2b" / "1" / "assets.extra" / "tf_cyclegan.json").read_text())
     limit = record["max_request_pixels"]
     assert 32 * 32 < limit < 800 * 800 and record["max_request_gb"] == 0.05
     script = tmp_path / "serve.py"
     script.write_text(SERVE)
-    result = subprocess.run([sys.executable, str(script), str(tmp_path / "tiny_a2b" / "1"), os.path.dirname(__file__)],
-                            env=ENV, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "tiny_a2b" / "1"), os.path.dirname(__file__)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     peak = int([line for line in result.stdout.splitlines() if line.startswith("MAXRSS_MB")][0].split()[1])
-    answers = {line.split()[1]: json.loads(line.split(" ", 2)[2]) for line in result.stdout.splitlines()
-               if line.startswith("ANSWER")}
+    answers = {
+        line.split()[1]: json.loads(line.split(" ", 2)[2])
+        for line in result.stdout.splitlines()
+        if line.startswith("ANSWER")
+    }
     assert result.returncode == 0 and len(answers) == 8, result.stderr[-2000:]
     assert f"more than {limit} pixels" in answers["declares"]["error"]  # from the header, before decoding
     assert "cut short" in answers["cut"]["error"]
@@ -170,21 +204,35 @@ def test_a_yaml_bomb_is_one_line_in_a_preset_and_in_a_run(tiny_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text(BILLION_LAUGHS)
-    result = subprocess.run([sys.executable, "-m", "tf_cyclegan.translate", f"--run_dir={run}",
-                             f"--input={tmp_path}", f"--output={tmp_path / 'out'}"], env=ENV, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.translate",
+            f"--run_dir={run}",
+            f"--input={tmp_path}",
+            f"--output={tmp_path / 'out'}",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     one_error_line(result, "aliases (*name) are not allowed", 2)
 
 
-@pytest.mark.parametrize("flag, needle", [
-    ("--lr=nan", "--lr: must be a finite number, got nan"),
-    ("--lr=inf", "--lr: must be a finite number, got inf"),
-    ("--lambda_cycle=nan", "--lambda_cycle: must be a finite number"),
-    ("--lambda_identity=inf", "--lambda_identity: must be a finite number"),
-    ("--beta1=5", "--beta1: must be < 1, got 5.0"),
-    ("--set=train.steps=1e30", "--steps: must be <= 2147483647"),
-    ("--image_size=100000", "--image_size: must be <= 16384"),
-])
+@pytest.mark.parametrize(
+    "flag, needle",
+    [
+        ("--lr=nan", "--lr: must be a finite number, got nan"),
+        ("--lr=inf", "--lr: must be a finite number, got inf"),
+        ("--lambda_cycle=nan", "--lambda_cycle: must be a finite number"),
+        ("--lambda_identity=inf", "--lambda_identity: must be a finite number"),
+        ("--beta1=5", "--beta1: must be < 1, got 5.0"),
+        ("--set=train.steps=1e30", "--steps: must be <= 2147483647"),
+        ("--image_size=100000", "--image_size: must be <= 16384"),
+    ],
+)
 def test_bad_values_are_refused_before_anything_is_written(tmp_path, flag, needle):
     result = run_train([flag, "--run_dir=run"], tmp_path, timeout=60)
     one_error_line(result, needle, 2)
@@ -204,10 +252,13 @@ def test_a_bad_value_in_a_runs_config_names_the_file(tiny_run, tmp_path):
     assert fixed.returncode == 0, fixed.stderr[-2000:]
 
 
-@pytest.mark.parametrize("flags, needle", [
-    (["--batch_size=100000"], "--batch_size=100000 is larger than the"),
-    (["--image_size=16384", "--load_size=16384"], "need at least"),
-])
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--batch_size=100000"], "--batch_size=100000 is larger than the"),
+        (["--image_size=16384", "--load_size=16384"], "need at least"),
+    ],
+)
 def test_sizes_that_cannot_fit_are_one_line(tmp_path, flags, needle):
     result, peak = measured("tf_cyclegan.train", *flags, "--run_dir=run", "--max_dataset_size=8", cwd=tmp_path)
     one_error_line(result, needle, 1)
@@ -215,8 +266,15 @@ def test_sizes_that_cannot_fit_are_one_line(tmp_path, flags, needle):
 
 
 def translate_command(run_dir, inputs, output, *more):
-    return [sys.executable, "-m", "tf_cyclegan.translate", f"--run_dir={run_dir}", f"--input={inputs}",
-            f"--output={output}", *more]
+    return [
+        sys.executable,
+        "-m",
+        "tf_cyclegan.translate",
+        f"--run_dir={run_dir}",
+        f"--input={inputs}",
+        f"--output={output}",
+        *more,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +287,13 @@ def many_images(tmp_path_factory):
 
 def test_sigterm_finishes_the_current_image_and_leaves_no_broken_file(tiny_run, many_images, tmp_path):
     out = tmp_path / "out"
-    process = subprocess.Popen(translate_command(tiny_run.path, many_images, out, "--tile=16"), env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # tiles: slow enough
+    process = subprocess.Popen(
+        translate_command(tiny_run.path, many_images, out, "--tile=16"),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # tiles: slow enough
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("image_*.png"))) < 3:
         time.sleep(0.02)
@@ -246,13 +309,23 @@ def test_sigterm_finishes_the_current_image_and_leaves_no_broken_file(tiny_run, 
 def test_two_translates_into_one_output_folder_cannot_splice_files(tiny_run, many_images, tmp_path):
     out = tmp_path / "out"
     # --tile=16: hundreds of tiles an image, so the first is still writing when the second starts.
-    first = subprocess.Popen(translate_command(tiny_run.path, many_images, out, "--tile=16"), env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        translate_command(tiny_run.path, many_images, out, "--tile=16"),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("image_*.png")):
         time.sleep(0.02)
-    second = subprocess.run(translate_command(tiny_run.path, many_images, out, "--direction=b2a"), env=ENV,
-                            capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        translate_command(tiny_run.path, many_images, out, "--direction=b2a"),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     first.send_signal(signal.SIGTERM)
     first.communicate(timeout=120)
     one_error_line(second, f"in use by another translate (PID {first.pid}", 1)
@@ -265,8 +338,17 @@ def test_output_and_path_problems_are_one_line(tiny_run, hostile, tmp_path):
         (translate_command(tiny_run.path, hostile, tmp_path / ("n" * 300)), "File name too long", 1),
         (translate_command(tiny_run.path, hostile / "declares_7000.jpg", tmp_path / "o"), "no image was translated", 1),
         (translate_command(tiny_run.path, hostile, hostile), "is the --input folder", 1),
-        ([sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={tiny_run.path}",
-          f"--output={tmp_path / 'a_file'}"], "a_file", 1),
+        (
+            [
+                sys.executable,
+                "-m",
+                "tf_cyclegan.export",
+                f"--run_dir={tiny_run.path}",
+                f"--output={tmp_path / 'a_file'}",
+            ],
+            "a_file",
+            1,
+        ),
         ([sys.executable, "-m", "tf_cyclegan.train", f"--run_dir={tmp_path / 'a_file'}", "--steps=1"], "a_file", 1),
     ]
     for command, needle, code in cases:
@@ -281,9 +363,20 @@ def test_an_export_killed_midway_leaves_a_staging_folder_the_next_export_removes
     left = tmp_path / "tiny_a2b" / f".staging-{socket.gethostname()}-{dead.stdout.strip()}-abc"
     left.mkdir(parents=True)
     (left / "saved_model.pb").write_bytes(b"half")
-    result = subprocess.run([sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={tiny_run.path}",
-                             f"--output={tmp_path}", "--direction=a2b"], env=ENV, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.export",
+            f"--run_dir={tiny_run.path}",
+            f"--output={tmp_path}",
+            "--direction=a2b",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"removed {left}" in result.stdout and not left.exists()
     assert [p.name for p in (tmp_path / "tiny_a2b").iterdir()] == ["1"]

@@ -1,5 +1,5 @@
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -171,7 +171,9 @@ def test_shared_network_calls_keep_the_maths(batch):
     results = []
     for model in (shared, separate):
         grads, fake_a, fake_b, values = model.generator_gradients(real_a, real_b, 1)
-        disc_grads, disc_values = model.discriminator_gradients(real_a, real_b, fake_a, fake_b, tf.constant(0, tf.int64), 1)
+        disc_grads, disc_values = model.discriminator_gradients(
+            real_a, real_b, fake_a, fake_b, tf.constant(0, tf.int64), 1
+        )
         results.append((grads + disc_grads, {**values, **disc_values}))
     (grads, values), (expected_grads, expected_values) = results
     for name, value in expected_values.items():
@@ -186,9 +188,11 @@ def test_shared_network_calls_keep_the_maths(batch):
 def test_batch_norm_networks_never_share_calls():
     # pool_size=0: the pool needs an image shape these shape-free networks lack, and plays no part in share_calls
     # (the pool under every strategy is covered by tests/test_strategies.py).
-    model = CycleGAN(*(build_generator("resnet_1blocks", ngf=4, norm="batch", name=f"g{i}") for i in range(2)),
-                     *(build_discriminator("n_layers", n_layers=2, ndf=4, name=f"d{i}") for i in range(2)),
-                     pool_size=0)
+    model = CycleGAN(
+        *(build_generator("resnet_1blocks", ngf=4, norm="batch", name=f"g{i}") for i in range(2)),
+        *(build_discriminator("n_layers", n_layers=2, ndf=4, name=f"d{i}") for i in range(2)),
+        pool_size=0,
+    )
     assert not model.share_calls
 
 
@@ -215,10 +219,17 @@ def test_fused_adam_is_keras_adam_and_reads_its_checkpoints(tmp_path):
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(fused_adam.variables, keras_adam.variables))
 
 
-@pytest.mark.parametrize("weights", [dict(lambda_gan=0.0), dict(lambda_cycle_a=0.0), dict(lambda_cycle_b=0.0),
-                                     dict(lambda_gan=2.0, lambda_cycle_a=3.0, lambda_cycle_b=7.0)])
+@pytest.mark.parametrize(
+    "weights",
+    [
+        dict(lambda_gan=0.0),
+        dict(lambda_cycle_a=0.0),
+        dict(lambda_cycle_b=0.0),
+        dict(lambda_gan=2.0, lambda_cycle_a=3.0, lambda_cycle_b=7.0),
+    ],
+)
 def test_the_papers_ablations_weight_each_term(weights):
-    """"Cycle alone", "GAN + backward", "GAN + forward" and any mix: each term carries its own weight (§5.1.4)."""
+    """ "Cycle alone", "GAN + backward", "GAN + forward" and any mix: each term carries its own weight (§5.1.4)."""
     model = tiny_cyclegan()
     ablated = _twin(model)
     for name, value in weights.items():
@@ -227,9 +238,13 @@ def test_the_papers_ablations_weight_each_term(weights):
     _, _, _, full = model.generator_gradients(real_a, real_b, 1)
     grads, _, _, values = ablated.generator_gradients(real_a, real_b, 1)
     gan, cycle_a, cycle_b = (float(full[name]) for name in ("gan_ab", "cycle_a", "cycle_b"))
-    expected = (weights.get("lambda_gan", 1.0) * (float(full["gan_ab"]) + float(full["gan_ba"]))
-                + weights.get("lambda_cycle_a", 10.0) / 10.0 * cycle_a + weights.get("lambda_cycle_b", 10.0) / 10.0 * cycle_b
-                + float(full["identity_a"]) + float(full["identity_b"]))
+    expected = (
+        weights.get("lambda_gan", 1.0) * (float(full["gan_ab"]) + float(full["gan_ba"]))
+        + weights.get("lambda_cycle_a", 10.0) / 10.0 * cycle_a
+        + weights.get("lambda_cycle_b", 10.0) / 10.0 * cycle_b
+        + float(full["identity_a"])
+        + float(full["identity_b"])
+    )
     assert float(values["generator_total"]) == pytest.approx(expected, rel=1e-5)
     assert float(values["gan_ab"]) == pytest.approx(gan, rel=1e-5)  # logged unweighted, so a monitor still sees it
     if weights == dict(lambda_gan=0.0):  # cycle alone: the discriminators cannot move the generators

@@ -55,8 +55,11 @@ def test_batch_norm_drops_conv_bias_like_the_reference():
     def biased_before_norm(generator):
         """[use_bias] of each convolution that a normalisation layer follows."""
         layers = generator.layers
-        return [layer.use_bias for layer, after in zip(layers, layers[1:])
-                if isinstance(layer, keras.layers.Conv2D) and "norm" in type(after).__name__.lower()]
+        return [
+            layer.use_bias
+            for layer, after in zip(layers, layers[1:])
+            if isinstance(layer, keras.layers.Conv2D) and "norm" in type(after).__name__.lower()
+        ]
 
     with_instance = biased_before_norm(build_generator("resnet_6blocks", ngf=8))
     with_batch = biased_before_norm(build_generator("resnet_6blocks", ngf=8, norm="batch"))

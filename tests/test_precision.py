@@ -12,18 +12,21 @@ COOPER_LAKE = ICE_LAKE + ["avx512_bf16"]
 EPYC_ZEN2 = "fpu avx avx2 fma sha_ni".split()
 
 
-@pytest.mark.parametrize("flags, gpus, expected", [
-    (ICE_LAKE, [], "float32"),
-    (EPYC_ZEN2, [], "float32"),
-    ([], [], "float32"),
-    (SAPPHIRE_RAPIDS, [], "mixed_bfloat16"),
-    (COOPER_LAKE, [], "mixed_bfloat16"),
-    (ICE_LAKE, [(8, 0)], "mixed_bfloat16"),
-    (ICE_LAKE, [(9, 0), (8, 6)], "mixed_bfloat16"),
-    (SAPPHIRE_RAPIDS, [(7, 0)], "mixed_float16"),  # the GPUs train, not the CPU
-    (ICE_LAKE, [(8, 0), (7, 5)], "mixed_float16"),  # the oldest GPU decides
-    (ICE_LAKE, [(6, 1)], "float32"),
-])
+@pytest.mark.parametrize(
+    "flags, gpus, expected",
+    [
+        (ICE_LAKE, [], "float32"),
+        (EPYC_ZEN2, [], "float32"),
+        ([], [], "float32"),
+        (SAPPHIRE_RAPIDS, [], "mixed_bfloat16"),
+        (COOPER_LAKE, [], "mixed_bfloat16"),
+        (ICE_LAKE, [(8, 0)], "mixed_bfloat16"),
+        (ICE_LAKE, [(9, 0), (8, 6)], "mixed_bfloat16"),
+        (SAPPHIRE_RAPIDS, [(7, 0)], "mixed_float16"),  # the GPUs train, not the CPU
+        (ICE_LAKE, [(8, 0), (7, 5)], "mixed_float16"),  # the oldest GPU decides
+        (ICE_LAKE, [(6, 1)], "float32"),
+    ],
+)
 def test_auto_picks_by_cpu_flags_and_gpus(flags, gpus, expected):
     choice = choose("auto", frozenset(flags), gpus)
     assert choice.precision == expected and choice.reason.startswith("auto: ")
@@ -48,8 +51,10 @@ def test_explicit_bfloat16_on_a_cpu_without_it_says_it_is_emulated():
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
-    (tmp_path / "cpuinfo").write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx512_bf16 amx_bf16\n\n"
-                                      "processor\t: 1\nflags\t\t: fpu avx512_bf16 amx_bf16\n")
+    (tmp_path / "cpuinfo").write_text(
+        "processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx512_bf16 amx_bf16\n\n"
+        "processor\t: 1\nflags\t\t: fpu avx512_bf16 amx_bf16\n"
+    )
     assert cpu_flags(tmp_path / "cpuinfo") == {"fpu", "avx512_bf16", "amx_bf16"}
     assert cpu_flags(tmp_path / "missing") == frozenset()
 

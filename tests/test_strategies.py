@@ -12,23 +12,45 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from trainrun import (
-    ENV, assert_same_values, checked, checkpoint_step, finish, kill, latest, paper, pool_state, run_train,
-    run_workers, saved_values, scalars, start_workers, train_command, wait_for_checkpoint,
+    ENV,
+    assert_same_values,
+    checked,
+    checkpoint_step,
+    finish,
+    kill,
+    latest,
+    paper,
+    pool_state,
+    run_train,
+    run_workers,
+    saved_values,
+    scalars,
+    start_workers,
+    train_command,
+    wait_for_checkpoint,
 )
 
 pytestmark = pytest.mark.slow
 
 MIRRORED = ["--strategy=mirrored", "--cpu_replicas=2"]
 STEPS = 24
-COMMON = [f"--steps={STEPS}", "--save_every_steps=2", "--sample_every_steps=8", "--log_every_steps=4",
-          "--deterministic=true", "--seed=3"]
+COMMON = [
+    f"--steps={STEPS}",
+    "--save_every_steps=2",
+    "--sample_every_steps=8",
+    "--log_every_steps=4",
+    "--deterministic=true",
+    "--seed=3",
+]
 
 
 def start_single(args, cwd):
-    return [subprocess.Popen(train_command(args), cwd=cwd, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)]
+    return [
+        subprocess.Popen(
+            train_command(args), cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    ]
 
 
 LAUNCH = {
@@ -54,7 +76,7 @@ def test_killed_and_resumed_runs_end_equal_to_uninterrupted_ones_with_their_pool
     killed_at = checkpoint_step(wait_for_checkpoint(tmp_path / "resumed" / "checkpoints", 4, processes))
     kill(processes)
     resumed = finish(launch([*args, "--run_dir=resumed"], tmp_path))
-    for code, out, err in resumed:
+    for code, _, err in resumed:
         assert code == 0 and "Traceback" not in err, err[-3000:]
     assert all(f"ckpt-{killed_at} at step {killed_at}/{STEPS}" in out for _, out, _ in resumed)
 
@@ -77,8 +99,9 @@ def test_a_mirrored_run_resumes_on_one_device_and_back(tmp_path):
     args = [*paper("horse2zebra"), "--save_every_steps=2", "--sample_every_steps=100", "--run_dir=run"]
     checked(run_train([*MIRRORED, *args, "--steps=4", "--batch_size=4"], tmp_path))
     two = latest(tmp_path / "run" / "checkpoints")
-    single = checked(run_train(["--strategy=default", "--cpu_replicas=0", *args, "--steps=6", "--batch_size=2"],
-                               tmp_path))
+    single = checked(
+        run_train(["--strategy=default", "--cpu_replicas=0", *args, "--steps=6", "--batch_size=2"], tmp_path)
+    )
     assert "at step 4/6" in single.stdout and "1 replica(s)" in single.stdout
     one = latest(tmp_path / "run" / "checkpoints")
     images_two, count_two, _ = pool_state(two)
@@ -96,20 +119,39 @@ def test_a_mirrored_run_resumes_on_one_device_and_back(tmp_path):
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_under_mirrored_with_the_pool(tmp_path, precision):
-    result = checked(run_train([*MIRRORED, *paper("monet2photo"), f"--precision={precision}", "--steps=4",
-                                "--batch_size=4", "--run_dir=run", "--log_every_steps=2"], tmp_path))
+    result = checked(
+        run_train(
+            [
+                *MIRRORED,
+                *paper("monet2photo"),
+                f"--precision={precision}",
+                "--steps=4",
+                "--batch_size=4",
+                "--run_dir=run",
+                "--log_every_steps=2",
+            ],
+            tmp_path,
+        )
+    )
     assert f"precision {precision} (as set" in result.stdout
     _, count, _ = pool_state(latest(tmp_path / "run" / "checkpoints"))
     assert count.tolist() == [8, 8]
-    losses = [float(line.split("generator_total ")[1].split()[0]) for line in result.stdout.splitlines()
-              if line.startswith("step ")]  # the log's progress lines, at steps 2 and 4
+    losses = [
+        float(line.split("generator_total ")[1].split()[0])
+        for line in result.stdout.splitlines()
+        if line.startswith("step ")
+    ]  # the log's progress lines, at steps 2 and 4
     assert len(losses) == 2 and all(math.isfinite(value) for value in losses)
 
 
 @pytest.mark.parametrize("strategy", [[], MIRRORED], ids=["one_device", "mirrored"])
 def test_jit_compile_trains_with_the_pool(tmp_path, strategy):
-    result = checked(run_train([*strategy, *paper("monet2photo"), "--jit_compile=true", "--steps=4",
-                                "--batch_size=4", "--run_dir=run"], tmp_path))
+    result = checked(
+        run_train(
+            [*strategy, *paper("monet2photo"), "--jit_compile=true", "--steps=4", "--batch_size=4", "--run_dir=run"],
+            tmp_path,
+        )
+    )
     assert "--jit_compile=true on a CPU" in result.stdout  # the start line says XLA is no faster on a CPU
     _, count, _ = pool_state(latest(tmp_path / "run" / "checkpoints"))
     assert count.tolist() == ([8, 8] if strategy else [16])
@@ -117,8 +159,21 @@ def test_jit_compile_trains_with_the_pool(tmp_path, strategy):
 
 def test_eval_every_under_mirrored_keeps_the_best_checkpoint(tmp_path):
     # --max_dataset_size=8 only makes an epoch two steps long, so that --eval_every=1 evaluates twice.
-    result = checked(run_train([*MIRRORED, *paper("monet2photo"), "--max_dataset_size=8", "--eval_every=1",
-                                "--max_eval_images=4", "--steps=4", "--batch_size=4", "--run_dir=run"], tmp_path))
+    result = checked(
+        run_train(
+            [
+                *MIRRORED,
+                *paper("monet2photo"),
+                "--max_dataset_size=8",
+                "--eval_every=1",
+                "--max_eval_images=4",
+                "--steps=4",
+                "--batch_size=4",
+                "--run_dir=run",
+            ],
+            tmp_path,
+        )
+    )
     evals = [line for line in result.stdout.splitlines() if line.startswith("eval at step")]
     assert [line.split(":")[0] for line in evals] == ["eval at step 2", "eval at step 4"], result.stdout[-2000:]
     best = json.loads((tmp_path / "run" / "best" / "best.json").read_text())
@@ -128,9 +183,18 @@ def test_eval_every_under_mirrored_keeps_the_best_checkpoint(tmp_path):
 
 def test_mirrored_equals_one_device_for_the_same_global_batch(tmp_path):
     # The pool is off for this comparison only: with it, each replica draws from its own pool, so the
-    # discriminators see other fakes than one device would (by design). Everything else is the preset's.
-    args = [*paper("monet2photo"), "--pool_size=0", "--steps=3", "--batch_size=4", "--deterministic=true",
-            "--log_every_steps=1"]
+    # discriminators see other fakes than one device would (by design). float32 for this comparison only: on a CPU
+    # with native bfloat16, --precision=auto picks mixed_bfloat16, whose rounding after one Adam step (0.5% in
+    # loss/gan_ab, seen in CI) is far above float32's. Everything else is the preset's.
+    args = [
+        *paper("monet2photo"),
+        "--pool_size=0",
+        "--precision=float32",
+        "--steps=3",
+        "--batch_size=4",
+        "--deterministic=true",
+        "--log_every_steps=1",
+    ]
     checked(run_train([*args, "--run_dir=single"], tmp_path))
     checked(run_train([*MIRRORED, *args, "--run_dir=mirrored"], tmp_path))
     single, mirrored = (scalars(tmp_path / name / "logs") for name in ("single", "mirrored"))
@@ -146,15 +210,30 @@ def test_mirrored_equals_one_device_for_the_same_global_batch(tmp_path):
 
 
 def test_multi_worker_writes_samples_logs_and_config_once_from_the_chief(tmp_path):
-    results = run_workers([*paper("monet2photo"), "--steps=4", "--batch_size=2", "--sample_every_steps=2",
-                           "--save_every_steps=2", "--run_dir=run"], tmp_path)
+    results = run_workers(
+        [
+            *paper("monet2photo"),
+            "--steps=4",
+            "--batch_size=2",
+            "--sample_every_steps=2",
+            "--save_every_steps=2",
+            "--run_dir=run",
+        ],
+        tmp_path,
+    )
     run = tmp_path / "run"
     samples = sorted(p.name for p in (run / "samples").iterdir())
     assert samples == [f"step_{s:07d}_{d}.png" for s in (2, 4) for d in ("a2b", "b2a")]
     worker = run / "checkpoints" / ".worker_worker_1"
     # The chief alone holds the run lock (.lock, released, i.e. emptied, when it exits).
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints", "config.yaml", "health.json", "logs",
-                                                     "samples"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        ".lock",
+        "checkpoints",
+        "config.yaml",
+        "health.json",
+        "logs",
+        "samples",
+    ]
     assert (run / ".lock").read_text() == ""
     assert not list(worker.glob("*.png")) and not (worker / "samples").exists()
     assert [len(list((run / "logs").rglob("events.out.tfevents.*")))] == [1]

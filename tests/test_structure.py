@@ -5,8 +5,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tf_cyclegan"
 # Command-line modules: thin layers over the library, which never imports them.
-CLIS = {"tf_cyclegan.cli", "tf_cyclegan.train", "tf_cyclegan.translate", "tf_cyclegan.export",
-        "tf_cyclegan.evaluate", "tf_cyclegan.data.__main__"}
+CLIS = {
+    "tf_cyclegan.cli",
+    "tf_cyclegan.train",
+    "tf_cyclegan.translate",
+    "tf_cyclegan.export",
+    "tf_cyclegan.evaluate",
+    "tf_cyclegan.data.__main__",
+}
 
 
 def module_name(path):
@@ -43,7 +49,7 @@ def find_cycle(graph):
         stack.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:

@@ -14,8 +14,15 @@ import tensorflow as tf
 from tf_cyclegan import config as config_lib
 
 TINY = [
-    "--image_size=32", "--load_size=36", "--ngf=4", "--ndf=4", "--n_blocks=1",
-    "--log_every_steps=2", "--sample_every_steps=3", "--save_every_steps=2", "--num_samples=2",
+    "--image_size=32",
+    "--load_size=36",
+    "--ngf=4",
+    "--ndf=4",
+    "--n_blocks=1",
+    "--log_every_steps=2",
+    "--sample_every_steps=3",
+    "--save_every_steps=2",
+    "--num_samples=2",
 ]
 # For tests of the loop itself (signals, a diverging loss): a one-block ResNet traces in 11 s where the
 # quickstart's U-Net takes 17 (both with the preset's pool and identity loss).
@@ -25,8 +32,13 @@ SMALL_NETWORK = ["--generator=resnet", "--n_blocks=1"]
 def run_cli(args, cwd, timeout=300, **kwargs):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.train", *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=timeout, **kwargs,
+        [sys.executable, "-m", "tf_cyclegan.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
     )
 
 
@@ -56,9 +68,20 @@ def test_cli_trains_and_writes_a_complete_run_directory(tiny_run):
     samples = sorted(p.name for p in (run / "samples").iterdir())
     assert samples == [f"step_{s:07d}_{d}.png" for s in (3, 6, 8) for d in ("a2b", "b2a")]
     tags = read_events(run / "logs")
-    for tag in ("loss/generator_total", "loss/cycle_a", "loss/disc_b", "loss/identity_a", "learning_rate",
-                "images_per_second", "samples/real_a|fake_b|cycled_a", "samples/real_b|fake_a|cycled_b",
-                "health/a2b/away", "health/b2a/diversity", "health/a2b/discriminator", "health/b2a/cycle"):
+    for tag in (
+        "loss/generator_total",
+        "loss/cycle_a",
+        "loss/disc_b",
+        "loss/identity_a",
+        "learning_rate",
+        "images_per_second",
+        "samples/real_a|fake_b|cycled_a",
+        "samples/real_b|fake_a|cycled_b",
+        "health/a2b/away",
+        "health/b2a/diversity",
+        "health/a2b/discriminator",
+        "health/b2a/cycle",
+    ):
         assert tag in tags, (tag, sorted(tags))
     assert tags["loss/generator_total"] == [2, 4, 6, 8]
     assert tags["health/a2b/saturation"] == [3, 6, 8]  # at every sample step
@@ -78,15 +101,20 @@ def test_a_log_file_gets_plain_progress_lines(tiny_run):
 
 def test_training_is_quiet_by_default(tiny_run):
     # TensorFlow's C++ start-up lines (CUDA probe, CPU features, absl notices) stay off a user's terminal.
-    noise = [line for line in tiny_run.stderr.splitlines()
-             if re.match(r"^[IWE]\d{4} |WARNING: All log messages", line)]
+    noise = [line for line in tiny_run.stderr.splitlines() if re.match(r"^[IWE]\d{4} |WARNING: All log messages", line)]
     assert not noise, noise[:3]
 
 
 @pytest.mark.slow
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
-    common = ["--steps=120", "--deterministic=true", "--seed=5", "--save_every_steps=10", "--sample_every_steps=1000",
-              *TINY[:5]]
+    common = [
+        "--steps=120",
+        "--deterministic=true",
+        "--seed=5",
+        "--save_every_steps=10",
+        "--sample_every_steps=1000",
+        *TINY[:5],
+    ]
     straight = run_cli([*common, "--run_dir=straight"], cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
@@ -123,10 +151,20 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
 @pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM])
 def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "tf_cyclegan.train", "--steps=100000", "--save_every_steps=100000",
-               "--run_dir=run", *TINY[:5], *SMALL_NETWORK, "--sample_every_steps=1"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "tf_cyclegan.train",
+        "--steps=100000",
+        "--save_every_steps=100000",
+        "--run_dir=run",
+        *TINY[:5],
+        *SMALL_NETWORK,
+        "--sample_every_steps=1",
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (tmp_path / "run" / "samples" / "step_0000002_b2a.png").exists():
         time.sleep(0.05)  # wait until training is two steps in
@@ -139,16 +177,19 @@ def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
     assert latest is not None and int(latest.rsplit("-", 1)[1]) > 0
 
 
-@pytest.mark.parametrize("flag,needle", [
-    ("--gan_loss=foo", "--gan_loss: 'foo' is not one of lsgan, vanilla, hinge, wgangp"),
-    ("--image_size=-3", "--image_size: must be > 0, got -3"),
-    ("--batch_size=two", "--batch_size: expected int, got 'two'"),
-    ("--no_such_flag=1", "unrecognized arguments: --no_such_flag=1"),
-    ("--set=model.depth=3", "unknown setting 'model.depth'"),
-    ("--dataset=/no/such/folder", "--dataset: '/no/such/folder' is not a folder"),
-    ("--lambda_cycle_b=-2", "--lambda_cycle_b: must be >= 0, or -1 for lambda_cycle, got -2.0"),
-    ("--lambda_gan=-1", "--lambda_gan: must be >= 0, got -1.0"),
-])
+@pytest.mark.parametrize(
+    "flag,needle",
+    [
+        ("--gan_loss=foo", "--gan_loss: 'foo' is not one of lsgan, vanilla, hinge, wgangp"),
+        ("--image_size=-3", "--image_size: must be > 0, got -3"),
+        ("--batch_size=two", "--batch_size: expected int, got 'two'"),
+        ("--no_such_flag=1", "unrecognized arguments: --no_such_flag=1"),
+        ("--set=model.depth=3", "unknown setting 'model.depth'"),
+        ("--dataset=/no/such/folder", "--dataset: '/no/such/folder' is not a folder"),
+        ("--lambda_cycle_b=-2", "--lambda_cycle_b: must be >= 0, or -1 for lambda_cycle, got -2.0"),
+        ("--lambda_gan=-1", "--lambda_gan: must be >= 0, got -1.0"),
+    ],
+)
 def test_bad_flags_are_one_line_errors(tmp_path, flag, needle):
     result = run_cli([flag, "--steps=1"], cwd=tmp_path, timeout=120)
     assert result.returncode in (1, 2) and (result.returncode == 2 or "dataset" in flag)
@@ -160,10 +201,36 @@ def test_bad_flags_are_one_line_errors(tmp_path, flag, needle):
 def test_help_lists_the_documented_flags(tmp_path):
     result = run_cli(["--help"], cwd=tmp_path, timeout=60)
     assert result.returncode == 0
-    for flag in ("--dataset", "--config", "--run_dir", "--set", "--steps", "--epochs", "--decay_epochs",
-                 "--image_size", "--load_size", "--batch_size", "--seed", "--deterministic", "--save_every_steps",
-                 "--sample_every_steps", "--log_every_steps", "--strategy", "--precision", "--gan_loss",
-                 "--lambda_cycle", "--lambda_cycle_a", "--lambda_cycle_b", "--lambda_gan", "--lambda_identity", "--pool_size", "--lr", "--beta1", "--ngf", "--ndf"):
+    for flag in (
+        "--dataset",
+        "--config",
+        "--run_dir",
+        "--set",
+        "--steps",
+        "--epochs",
+        "--decay_epochs",
+        "--image_size",
+        "--load_size",
+        "--batch_size",
+        "--seed",
+        "--deterministic",
+        "--save_every_steps",
+        "--sample_every_steps",
+        "--log_every_steps",
+        "--strategy",
+        "--precision",
+        "--gan_loss",
+        "--lambda_cycle",
+        "--lambda_cycle_a",
+        "--lambda_cycle_b",
+        "--lambda_gan",
+        "--lambda_identity",
+        "--pool_size",
+        "--lr",
+        "--beta1",
+        "--ngf",
+        "--ndf",
+    ):
         assert flag in result.stdout, flag
     assert "default: 'lsgan'" in result.stdout
 
@@ -200,8 +267,9 @@ def test_settings_are_assembled_in_the_documented_order(tmp_path, monkeypatch):
     config_lib.save_yaml(saved, tmp_path / "moved" / "config.yaml")
     # Resuming a run that was moved: its config.yaml beats the preset, flags beat it, --set beats flags, and the
     # folder it was found in is its run directory (not the "old" path saved inside it).
-    resumed = parse_config(["--dataset=cycle_gan/monet2photo", "--run_dir=moved", "--ngf=8",
-                            "--set=model.ngf=12", "--lr=0.003"])
+    resumed = parse_config(
+        ["--dataset=cycle_gan/monet2photo", "--run_dir=moved", "--ngf=8", "--set=model.ngf=12", "--lr=0.003"]
+    )
     assert (resumed.loss.lambda_identity, resumed.model.ngf, resumed.optimizer.lr) == (0.25, 12, 0.003)
     assert (resumed.run_dir, resumed.name) == ("moved", "mine")
 
@@ -218,8 +286,18 @@ def test_dataset_name_picks_its_preset_and_flags_override_it():
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
     # An absurd learning rate blows the weights up after the first update, so step 2's losses are not finite.
-    result = run_cli(["--steps=20", "--run_dir=run", "--lr=1e12", "--save_every_steps=1", "--sample_every_steps=100",
-                      *TINY[:5], *SMALL_NETWORK], cwd=tmp_path)
+    result = run_cli(
+        [
+            "--steps=20",
+            "--run_dir=run",
+            "--lr=1e12",
+            "--save_every_steps=1",
+            "--sample_every_steps=100",
+            *TINY[:5],
+            *SMALL_NETWORK,
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     lines = [l for l in result.stderr.splitlines() if "tf_cyclegan.train: error:" in l]
     assert len(lines) == 1 and "became" in lines[0] and "stopped without saving" in lines[0], result.stderr[-1500:]
@@ -241,7 +319,10 @@ def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
     assert sorted((tmp_path / "run" / "samples").glob("*_a2b.png"))
     evaluated = subprocess.run(
         [sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     scores = json.loads((tmp_path / "run" / "eval.json").read_text())["a2b"]
@@ -257,8 +338,13 @@ def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
 def quickstart_scores(tmp_path, *flags):
     result = run_cli(["--run_dir=run", *flags], cwd=tmp_path, timeout=1500)
     assert result.returncode == 0, result.stderr[-2000:]
-    evaluated = subprocess.run([sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b",
-                                "--metrics=paired,cycle"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     return json.loads((tmp_path / "run" / "eval.json").read_text())["a2b"]["translation"]
 

@@ -20,8 +20,9 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def cli(module, *args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,9 @@ def run_dir(tiny_run):
 def exported(run_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     # Every TFLite variant of one direction (the conversions are what take time); the other direction's SavedModel.
-    reports = export_run(str(run_dir), str(out), ("a2b",), tflite=("fp32", "fp16", "int8", "int8_full"),
-                         log=lambda line: None)
+    reports = export_run(
+        str(run_dir), str(out), ("a2b",), tflite=("fp32", "fp16", "int8", "int8_full"), log=lambda line: None
+    )
     reports.update(export_run(str(run_dir), str(out), ("b2a",), log=lambda line: None))
     return out, reports
 
@@ -57,8 +59,7 @@ def test_saved_model_layout_and_round_trip(run_dir, exported):
     generator = keras_generator(run_dir)
     for shape in [(1, 32, 32, 3), (3, 45, 29, 3)]:
         x = np.random.default_rng(1).uniform(-1, 1, shape).astype("float32")
-        np.testing.assert_allclose(serve(images=tf.constant(x))["translated"].numpy(),
-                                   generator(x).numpy(), atol=1e-4)
+        np.testing.assert_allclose(serve(images=tf.constant(x))["translated"].numpy(), generator(x).numpy(), atol=1e-4)
 
 
 def test_versions_auto_increment(run_dir, exported):
@@ -83,8 +84,9 @@ def test_tflite_variants_match_keras_at_a_new_size(run_dir, exported):
         assert got.shape == expected.shape and np.isfinite(got).all()
 
 
-@pytest.mark.parametrize("kind, upsample", [("resnet_1blocks", "resize"), ("resnet_1blocks", "transpose"),
-                                            ("unet_64", "transpose")])
+@pytest.mark.parametrize(
+    "kind, upsample", [("resnet_1blocks", "resize"), ("resnet_1blocks", "transpose"), ("unet_64", "transpose")]
+)
 def test_other_generator_variants_convert_to_tflite(kind, upsample, tmp_path):
     # The run above covers the quickstart's generator; these are the other up-sampling paths.
     generator = build_generator(kind, ngf=4, upsample=upsample)
@@ -149,8 +151,9 @@ def test_rest_examples_go_through_the_signatures_as_tf_serving_would(exported):
             assert set(expected["predictions"][0]) == {"b64"}
         else:
             assert np.array(response["predictions"]).shape == np.array(expected["predictions"]).shape
-    bad = predict_rest(str(model), {"signature_name": "translate_bytes",
-                                    "instances": [{"b64": base64.b64encode(b"nope").decode()}]})
+    bad = predict_rest(
+        str(model), {"signature_name": "translate_bytes", "instances": [{"b64": base64.b64encode(b"nope").decode()}]}
+    )
     assert set(bad) == {"error"} and "not a PNG" in bad["error"]
     assert "error" in predict_rest(str(model), {"signature_name": "nope", "instances": []})
 
@@ -159,15 +162,33 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     out, _ = exported
     model = str(out / "tiny_a2b" / "1")
     cli_path = Path(sys.executable).with_name("saved_model_cli")
-    show = subprocess.run([str(cli_path), "show", "--dir", model, "--all"], capture_output=True, text=True,
-                          env=ENV, timeout=120)
+    show = subprocess.run(
+        [str(cli_path), "show", "--dir", model, "--all"], capture_output=True, text=True, env=ENV, timeout=120
+    )
     assert show.returncode == 0, show.stderr[-1000:]
     assert "signature_def['translate_bytes']" in show.stdout and "signature_def['serving_default']" in show.stdout
     assert "image_bytes" in show.stdout and "png_bytes" in show.stdout and "(-1, -1, -1, 3)" in show.stdout
     np.save(tmp_path / "images.npy", np.zeros((2, 20, 28, 3), np.float32))
-    run = subprocess.run([str(cli_path), "run", "--dir", model, "--tag_set", "serve", "--signature_def",
-                          "serving_default", "--inputs", f"images={tmp_path / 'images.npy'}",
-                          "--outdir", str(tmp_path / "out")], capture_output=True, text=True, env=ENV, timeout=120)
+    run = subprocess.run(
+        [
+            str(cli_path),
+            "run",
+            "--dir",
+            model,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'images.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-1000:]
     assert np.load(tmp_path / "out" / "translated.npy").shape == (2, 20, 28, 3)
 
@@ -191,8 +212,13 @@ def test_translate_cli_keeps_sizes_names_and_alpha_and_skips_bad_files(run_dir, 
     Image.fromarray(rgba, "RGBA").save(inputs / "odd.png")
     Image.fromarray(rgba[..., :3]).save(inputs / "sub" / "photo.jpg")
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    result = cli("tf_cyclegan.translate", f"--run_dir={run_dir}", "--direction=b2a", f"--input={inputs}",
-                 f"--output={tmp_path / 'out'}")
+    result = cli(
+        "tf_cyclegan.translate",
+        f"--run_dir={run_dir}",
+        "--direction=b2a",
+        f"--input={inputs}",
+        f"--output={tmp_path / 'out'}",
+    )
     assert result.returncode == 0, result.stderr[-1500:]
     assert "broken.png" in result.stdout + result.stderr and "translated 2 image(s)" in result.stdout
     odd = Image.open(tmp_path / "out" / "odd.png")

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from trainrun import ENV
 
 from tf_cyclegan.exporter import run_tflite
 from tf_cyclegan.webpage import INTEGRITY, LITERT_VERSION, MODULES, sri
-from trainrun import ENV
 
 WEB = Path(__file__).resolve().parent / "web"
 NODE_MODULES = WEB / "node_modules"
@@ -38,8 +38,21 @@ def browser_missing():
 
 
 def export(tiny_run, output, *flags):
-    return subprocess.run([sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={tiny_run.path}", f"--output={output}",
-                           "--web", *flags], env=ENV, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_cyclegan.export",
+            f"--run_dir={tiny_run.path}",
+            f"--output={output}",
+            "--web",
+            *flags,
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +87,13 @@ def visit(served, page, tmp_path_factory):
     emoji = np.array(Image.open(sorted((EMOJI / "testB").glob("*.png"))[5]).convert("RGBA"))
     Image.fromarray(emoji[3:60, :50]).save(upload)
     screenshot = folder / "page.png"
-    result = subprocess.run(["node", str(WEB / "drive.mjs"), served, str(screenshot), str(folder / "notes.png"),
-                             str(upload)], capture_output=True, text=True, timeout=600, cwd=WEB)
+    result = subprocess.run(
+        ["node", str(WEB / "drive.mjs"), served, str(screenshot), str(folder / "notes.png"), str(upload)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=WEB,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert "error" not in report, report["error"]

@@ -30,8 +30,7 @@ def train_command(args):
 
 
 def run_train(args, cwd, timeout=600, env=None):
-    return subprocess.run(train_command(args), cwd=cwd, env=env or ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(train_command(args), cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def checked(result):
@@ -77,7 +76,9 @@ def saved_values(checkpoint, skip=("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter
 def pool_state(checkpoint, domain="a"):
     """(images, count, draws) of a domain's history pools, one row per replica."""
     values = saved_values(checkpoint)
-    return tuple(values[f"model/pool_{domain}/{name}/.ATTRIBUTES/VARIABLE_VALUE"] for name in ("images", "count", "draws"))
+    return tuple(
+        values[f"model/pool_{domain}/{name}/.ATTRIBUTES/VARIABLE_VALUE"] for name in ("images", "count", "draws")
+    )
 
 
 def assert_same_values(first, second, atol=0.0):
@@ -113,8 +114,16 @@ def start_workers(args, cwd, count=2):
     processes = []
     for index in range(count):
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        processes.append(subprocess.Popen(train_command(["--strategy=multi_worker", *args]), cwd=cwd, env=env,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes.append(
+            subprocess.Popen(
+                train_command(["--strategy=multi_worker", *args]),
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return processes
 
 

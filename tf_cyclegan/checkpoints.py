@@ -101,16 +101,19 @@ class CheckpointKeeper:
             failures.append((prefix, reason))
         if failures:
             listed = "; ".join(f"{Path(p).name}: {why}" for p, why in failures[:3])
-            raise CheckpointError(f"none of the {len(failures)} checkpoint(s) in {source} can be restored ({listed}); "
-                                  "nothing was moved or deleted. Use a new --run_dir to start again")
+            raise CheckpointError(
+                f"none of the {len(failures)} checkpoint(s) in {source} can be restored ({listed}); "
+                "nothing was moved or deleted. Use a new --run_dir to start again"
+            )
         return None
 
     def _try(self, prefix):
         try:
             self.checkpoint.restore(prefix).assert_existing_objects_matched()
         except (AssertionError, ValueError) as error:
-            raise DoesNotMatch(f"cannot resume from {prefix}: it does not match this config "
-                               f"({first_line(error)}); use a new --run_dir") from None
+            raise DoesNotMatch(
+                f"cannot resume from {prefix}: it does not match this config ({first_line(error)}); use a new --run_dir"
+            ) from None
         except Exception as error:  # noqa: BLE001 - a read failure mid-restore is damage
             return f"unreadable: {first_line(error)}"
         return ""
@@ -120,7 +123,9 @@ class CheckpointKeeper:
         for prefix, reason in failures:
             files = list(Path(prefix).parent.glob(f"{Path(prefix).name}.*"))
             moved = f"moved to {move_aside(prefix)}" if own and files else "nothing moved"
-            self.log(f"warning: skipped checkpoint {prefix} ({reason}; {moved}); resuming from step {step_of(restored)}")
+            self.log(
+                f"warning: skipped checkpoint {prefix} ({reason}; {moved}); resuming from step {step_of(restored)}"
+            )
         if failures and own:
             self.kept = [p for p in self.kept if p not in dict(failures)]
             self._write_index()
@@ -131,12 +136,15 @@ class CheckpointKeeper:
         try:
             written = self.checkpoint.write(prefix)
         except (tf.errors.OpError, OSError) as error:
-            raise CheckpointError(f"could not save {prefix} ({first_line(error)}); "
-                                  f"the previous checkpoint {self.latest} is intact") from None
+            raise CheckpointError(
+                f"could not save {prefix} ({first_line(error)}); the previous checkpoint {self.latest} is intact"
+            ) from None
         reason = damage(written)
         if reason:
-            raise CheckpointError(f"the checkpoint just written, {written}, does not read back ({reason}); "
-                                  f"the previous checkpoint {self.latest} is intact")
+            raise CheckpointError(
+                f"the checkpoint just written, {written}, does not read back ({reason}); "
+                f"the previous checkpoint {self.latest} is intact"
+            )
         self.kept = [p for p in self.kept if p != written] + [written]
         self._write_index()
         self._rotate()

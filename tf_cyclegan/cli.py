@@ -61,8 +61,14 @@ def run_command(prog, body):
     except Exception as error:  # TensorFlow's own errors, e.g. an allocation that failed
         if type(error).__name__ != "ResourceExhaustedError":
             raise
-        _explain(prog, "out of memory: " + first_line(getattr(error, "message", "") or str(error)) +
-                 " (try a smaller image size, batch or --tile)", 1, error)
+        _explain(
+            prog,
+            "out of memory: "
+            + first_line(getattr(error, "message", "") or str(error))
+            + " (try a smaller image size, batch or --tile)",
+            1,
+            error,
+        )
 
 
 def _explain(prog, message, code, error):
@@ -110,14 +116,14 @@ def require_run_dir(prog, run_dir):
 
 
 def add_verbose_flag(parser):
-    parser.add_argument("--verbose", action="store_true",
-                        help=f"show TensorFlow's own log lines (or set {VERBOSE_ENV}=1)")
+    parser.add_argument(
+        "--verbose", action="store_true", help=f"show TensorFlow's own log lines (or set {VERBOSE_ENV}=1)"
+    )
 
 
 def given_fields(args):
     """{field: text} of the config flags actually given on the command line."""
-    return {name: value for name, value in vars(args).items()
-            if value is not None and name in config_lib.flat_fields()}
+    return {name: value for name, value in vars(args).items() if value is not None and name in config_lib.flat_fields()}
 
 
 def quiet_tensorflow(verbose=False):

@@ -41,8 +41,9 @@ class DataConfig:
     data_dir: str = ""  # TFDS data directory ('' = TFDS default)
     image_size: int = count(256, low=1, high=MAX_SIDE)  # crop size fed to the networks
     load_size: int = count(286, low=1, high=MAX_SIDE)  # resize before the random crop
-    preprocess: str = setting("resize_and_crop",
-                              choices=("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"))
+    preprocess: str = setting(
+        "resize_and_crop", choices=("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+    )
     flip: bool = True
     channels_a: int = setting(3, choices=(1, 3))
     channels_b: int = setting(3, choices=(1, 3))
@@ -57,8 +58,9 @@ class DataConfig:
 class ModelConfig:
     """The four networks (names and defaults as in the paper)."""
 
-    generator: str = setting("resnet", choices=("resnet", "unet_64", "unet_128", "unet_256", "resnet_6blocks",
-                                                "resnet_9blocks"))  # resnet takes n_blocks
+    generator: str = setting(
+        "resnet", choices=("resnet", "unet_64", "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
+    )  # resnet takes n_blocks
     n_blocks: int = count(9, low=1, high=1000)
     discriminator: str = setting("patchgan", choices=("patchgan", "n_layers", "pixel"))
     n_layers_d: int = count(3, low=1, high=16)
@@ -214,8 +216,9 @@ class _SettingsLoader(yaml.SafeLoader):
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config",
-                                              self.peek_event().start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a config", self.peek_event().start_mark
+            )
         return super().compose_node(parent, index)
 
 

@@ -49,8 +49,11 @@ def is_chief(strategy):
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in json.loads(
-        os.environ.get("TF_CONFIG", "{}")).get("cluster", {}))
+    return task_type == "chief" or (
+        task_type == "worker"
+        and task_id == 0
+        and "chief" not in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    )
 
 
 def is_multi_worker(strategy):
@@ -65,3 +68,13 @@ def worker_dir(path, strategy):
         return path
     resolver = strategy.cluster_resolver
     return os.path.join(path, f".worker_{resolver.task_type}_{resolver.task_id}")
+
+
+def jit_note(jit_compile):
+    """What to tell a user who asked for XLA on a machine without an accelerator (None otherwise)."""
+    if jit_compile and not has_accelerator():
+        return (
+            "note: --jit_compile=true on a CPU compiles the step with XLA, which measured no faster here than "
+            "without it; it is meant for GPUs and TPUs"
+        )
+    return None

@@ -20,8 +20,11 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", help="evaluate on another dataset (default: the run's)")
     parser.add_argument("--direction", choices=("a2b", "b2a", "both"), default="both")
     parser.add_argument("--metrics", default=",".join(ALL_METRICS), help=f"comma-separated: {', '.join(ALL_METRICS)}")
-    parser.add_argument("--inception_weights", default=None,
-                        help="local InceptionV3 notop .h5 for KID/FID (default: the run's setting or the Keras cache)")
+    parser.add_argument(
+        "--inception_weights",
+        default=None,
+        help="local InceptionV3 notop .h5 for KID/FID (default: the run's setting or the Keras cache)",
+    )
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
     parser.add_argument("--max_eval_images", type=int, default=None)
     cli.add_verbose_flag(parser)
@@ -65,9 +68,16 @@ def evaluate(args):
     from tf_cyclegan import evaluator
 
     directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
-    report = evaluator.evaluate_run(args.run_dir, args.dataset, directions, args.metrics, args.inception_weights,
-                                    args.checkpoint, args.max_eval_images,
-                                    log=lambda line: print(line, file=sys.stderr))
+    report = evaluator.evaluate_run(
+        args.run_dir,
+        args.dataset,
+        directions,
+        args.metrics,
+        args.inception_weights,
+        args.checkpoint,
+        args.max_eval_images,
+        log=lambda line: print(line, file=sys.stderr),
+    )
     print_report(report, args.run_dir)
 
 

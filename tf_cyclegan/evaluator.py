@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_cyclegan import checkpoints, factory, run
 from tf_cyclegan import config as config_lib
-from tf_cyclegan import factory, run
 from tf_cyclegan.errors import UserError
 
 ALL_METRICS = config_lib.EVAL_METRICS
@@ -66,8 +66,9 @@ def inception_features(weights=""):
             )
         source = "imagenet"
     try:
-        model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=source,
-                                               input_shape=(299, 299, 3))
+        model = keras.applications.InceptionV3(
+            include_top=False, pooling="avg", weights=source, input_shape=(299, 299, 3)
+        )
     except (OSError, ValueError) as error:
         raise FeaturesUnavailable(f"KID/FID skipped: InceptionV3 weights could not be loaded ({error})") from None
     return FeatureNetwork(INCEPTION_NAME, model, 299)
@@ -84,8 +85,9 @@ def _unit(images):
     return (np.clip(images, -1.0, 1.0) + 1.0) / 2.0
 
 
-def evaluate_direction(generator, inverse, real_source, real_target, source_labels, target_labels,
-                       metrics=ALL_METRICS, features=None):
+def evaluate_direction(
+    generator, inverse, real_source, real_target, source_labels, target_labels, metrics=ALL_METRICS, features=None
+):
     """Scores one direction; images in [-1, 1]. Returns translation and identity-baseline scores."""
     from tf_cyclegan import metrics as metric_lib
 
@@ -128,13 +130,17 @@ def resolve_best_metric(name, pipeline):
     if name != "auto":
         return name
     domains = pipeline.domains
-    paired = domains.test_a is not None and domains.test_b is not None and bool(
-        set(domains.test_a.labels) & set(domains.test_b.labels))
+    paired = (
+        domains.test_a is not None
+        and domains.test_b is not None
+        and bool(set(domains.test_a.labels) & set(domains.test_b.labels))
+    )
     return "a2b/psnr" if paired else "a2b/cycle_l1"
 
 
-def evaluate_generators(generator_ab, generator_ba, pipeline, directions=("a2b", "b2a"), metrics=ALL_METRICS,
-                        features=None, max_images=0):
+def evaluate_generators(
+    generator_ab, generator_ba, pipeline, directions=("a2b", "b2a"), metrics=ALL_METRICS, features=None, max_images=0
+):
     """Evaluates both directions on the pipeline's test split (training split if it has none)."""
     limit = max_images or None
     real_a, labels_a = pipeline.test_images("A", limit)
@@ -142,18 +148,25 @@ def evaluate_generators(generator_ab, generator_ba, pipeline, directions=("a2b",
     real_a, real_b = real_a.numpy(), real_b.numpy()
     results = {}
     if "a2b" in directions:
-        results["a2b"] = evaluate_direction(generator_ab, generator_ba, real_a, real_b, labels_a, labels_b,
-                                            metrics, features)
+        results["a2b"] = evaluate_direction(
+            generator_ab, generator_ba, real_a, real_b, labels_a, labels_b, metrics, features
+        )
     if "b2a" in directions:
-        results["b2a"] = evaluate_direction(generator_ba, generator_ab, real_b, real_a, labels_b, labels_a,
-                                            metrics, features)
+        results["b2a"] = evaluate_direction(
+            generator_ba, generator_ab, real_b, real_a, labels_b, labels_a, metrics, features
+        )
     return results
 
 
 def flatten(results):
     """{'a2b/psnr': value, ...} of the translation scores (what best/ and TensorBoard use)."""
-    return {f"{d}/{k}": v for d, r in results.items() if isinstance(r, dict) and "translation" in r
-            for k, v in r["translation"].items() if not k.endswith("_std")}
+    return {
+        f"{d}/{k}": v
+        for d, r in results.items()
+        if isinstance(r, dict) and "translation" in r
+        for k, v in r["translation"].items()
+        if not k.endswith("_std")
+    }
 
 
 def format_table(results):
@@ -163,13 +176,18 @@ def format_table(results):
             continue
         result = results[direction]
         names = [k for k in result["translation"] if not k.endswith("_std")]
-        header = f"{direction} ({result['images']} images" + (f", {result['pairs']} pairs" if "pairs" in result else "") + ")"
+        header = (
+            f"{direction} ({result['images']} images"
+            + (f", {result['pairs']} pairs" if "pairs" in result else "")
+            + ")"
+        )
         lines.append(header)
         lines.append(f"  {'':<18}" + "".join(f"{n:>10}" for n in names))
         for row in ("translation", "identity_baseline"):
             values = result[row]
-            lines.append(f"  {row:<18}" + "".join(
-                f"{values[n]:>10.4f}" if n in values else f"{'-':>10}" for n in names))
+            lines.append(
+                f"  {row:<18}" + "".join(f"{values[n]:>10.4f}" if n in values else f"{'-':>10}" for n in names)
+            )
     return "\n".join(lines)
 
 
@@ -177,8 +195,16 @@ class EvaluationError(UserError):
     """A run that cannot be evaluated (no checkpoint, bad data); the message is one line."""
 
 
-def evaluate_run(run_dir, dataset=None, directions=("a2b", "b2a"), metrics=ALL_METRICS, inception_weights=None,
-                 checkpoint=None, max_images=None, log=print):
+def evaluate_run(
+    run_dir,
+    dataset=None,
+    directions=("a2b", "b2a"),
+    metrics=ALL_METRICS,
+    inception_weights=None,
+    checkpoint=None,
+    max_images=None,
+    log=print,
+):
     """Scores a run's generators on its test split; writes eval.json and ``eval/*`` TensorBoard scalars."""
     import tensorflow as tf
 
@@ -187,14 +213,21 @@ def evaluate_run(run_dir, dataset=None, directions=("a2b", "b2a"), metrics=ALL_M
     config, checkpoint, (generator_ab, generator_ba) = factory.restore_run(run_dir, checkpoint, "evaluate")
     if dataset:
         config.data.dataset, config.data.domain_a, config.data.domain_b = dataset, "", ""
-    features, notes = _features_or_note(metrics, inception_weights if inception_weights is not None
-                                        else config.eval.inception_weights, log)
+    features, notes = _features_or_note(
+        metrics, inception_weights if inception_weights is not None else config.eval.inception_weights, log
+    )
     pipeline = data_lib.prepare(eval_data_config(config.data), 1, report=lambda line: None)
     limit = max_images if max_images is not None else config.eval.max_eval_images
     results = evaluate_generators(generator_ab, generator_ba, pipeline, directions, metrics, features, limit)
-    step = run.checkpoint_step(checkpoint) or 0
-    report = {"checkpoint": checkpoint, "step": step, "dataset": config.data.dataset,
-              "feature_network": features.name if features else None, "notes": notes, **results}
+    step = checkpoints.step_of(checkpoint) or 0
+    report = {
+        "checkpoint": checkpoint,
+        "step": step,
+        "dataset": config.data.dataset,
+        "feature_network": features.name if features else None,
+        "notes": notes,
+        **results,
+    }
     paths = run.RunPaths(Path(run_dir))
     run.write_json(paths.eval_report, report)
     writer = tf.summary.create_file_writer(str(paths.logs / "eval"))
@@ -228,17 +261,15 @@ class PeriodicEvaluation:
         self.log, self.chief, self.max_images = log, chief, settings.max_eval_images
         if not self.period:
             return
-        self.pipeline = data_lib.UnpairedPipeline(pipeline.domains, eval_data_config(config.data), 1,
-                                                  config.train.seed)
+        self.pipeline = data_lib.UnpairedPipeline(pipeline.domains, eval_data_config(config.data), 1, config.train.seed)
         self.metric = resolve_best_metric(settings.best_metric, pipeline)
         self.features = None
         if "kid" in self.metric or settings.inception_weights:
             self.features, _ = _features_or_note(("kid",), settings.inception_weights, log)
-        from tf_cyclegan.checkpoints import CheckpointKeeper
 
         self.paths = run.RunPaths(Path(config.run_dir))
         self.paths.best.mkdir(parents=True, exist_ok=True)
-        self.keeper = CheckpointKeeper(checkpoint, self.paths.best, keep=1, log=log)
+        self.keeper = checkpoints.CheckpointKeeper(checkpoint, self.paths.best, keep=1, log=log)
         self.best = run.read_best(config.run_dir)
 
     def due(self, step, total):
@@ -248,8 +279,14 @@ class PeriodicEvaluation:
         """Scores the generators, logs the scores, and refreshes best/ when the chosen metric improved."""
         import tensorflow as tf
 
-        results = evaluate_generators(model.generator_ab, model.generator_ba, self.pipeline, metrics=self.METRICS,
-                                      features=self.features, max_images=self.max_images)
+        results = evaluate_generators(
+            model.generator_ab,
+            model.generator_ba,
+            self.pipeline,
+            metrics=self.METRICS,
+            features=self.features,
+            max_images=self.max_images,
+        )
         scores = flatten(results)
         with writer.as_default(step=step):
             for name, value in scores.items():

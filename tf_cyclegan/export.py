@@ -21,20 +21,36 @@ def parse_args(argv=None):
     parser.add_argument("--version", type=int, default=0, help="SavedModel version (default: next free number)")
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
     parser.add_argument("--tflite", default="", help=f"comma-separated TFLite variants: {', '.join(TFLITE_VARIANTS)}")
-    parser.add_argument("--max_request_pixels", type=int, default=MAX_REQUEST_PIXELS,
-                        help="a request of more pixels is refused (InvalidArgument; translate_bytes: before decoding)")
-    parser.add_argument("--max_request_gb", type=float, default=MAX_REQUEST_GB,
-                        help="and of more pixels than this much memory translates (estimated for the network)")
+    parser.add_argument(
+        "--max_request_pixels",
+        type=int,
+        default=MAX_REQUEST_PIXELS,
+        help="a request of more pixels is refused (InvalidArgument; translate_bytes: before decoding)",
+    )
+    parser.add_argument(
+        "--max_request_gb",
+        type=float,
+        default=MAX_REQUEST_GB,
+        help="and of more pixels than this much memory translates (estimated for the network)",
+    )
     web = parser.add_argument_group("browser page (--web writes <output>/web/<name>/ instead of the SavedModels)")
     web.add_argument("--web", action="store_true", help="a static page that runs both generators with LiteRT.js")
     web.add_argument("--web_size", type=int, default=0, help="the page's model size in px (default: the run's)")
     web.add_argument("--web_variant", choices=("fp16", "fp32"), default="fp16", help="TFLite weights of the page")
-    web.add_argument("--litert_js", default="", help="a folder from 'npm install @litertjs/core@2.5.3': the "
-                     "runtime is copied next to the page (default: loaded from a CDN, pinned, with SRI hashes)")
+    web.add_argument(
+        "--litert_js",
+        default="",
+        help="a folder from 'npm install @litertjs/core@2.5.3': the "
+        "runtime is copied next to the page (default: loaded from a CDN, pinned, with SRI hashes)",
+    )
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    if args.version < 0 or args.max_request_pixels <= 0 or args.web_size < 0 or \
-            not 0 < args.max_request_gb < float("inf"):
+    if (
+        args.version < 0
+        or args.max_request_pixels <= 0
+        or args.web_size < 0
+        or not 0 < args.max_request_gb < float("inf")
+    ):
         cli.fail(PROG, "--version and --web_size must be >= 0, --max_request_pixels and --max_request_gb > 0")
     args.directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)
     args.variants = tuple(v.strip() for v in args.tflite.split(",") if v.strip())
@@ -59,9 +75,16 @@ def export(args):
     if args.web:
         export_web(args.run_dir, args.output, args.web_size, args.litert_js, args.web_variant, args.checkpoint)
     else:
-        export_run(args.run_dir, args.output, args.directions, args.version or None, args.variants,
-                   checkpoint=args.checkpoint, max_request_pixels=args.max_request_pixels,
-                   max_request_gb=args.max_request_gb)
+        export_run(
+            args.run_dir,
+            args.output,
+            args.directions,
+            args.version or None,
+            args.variants,
+            checkpoint=args.checkpoint,
+            max_request_pixels=args.max_request_pixels,
+            max_request_gb=args.max_request_gb,
+        )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,10 @@ def make_serving_archive(generator, channels, background, max_pixels=MAX_REQUEST
 
     def serve(images):
         shape = tf.shape(images, out_type=tf.int64)
-        check = tf.debugging.Assert(shape[0] * shape[1] * shape[2] <= limit, [
-            f"a request of more than {limit} pixels (batch x height x width) is refused{note}: shape =", shape])
+        check = tf.debugging.Assert(
+            shape[0] * shape[1] * shape[2] <= limit,
+            [f"a request of more than {limit} pixels (batch x height x width) is refused{note}: shape =", shape],
+        )
         with tf.control_dependencies([check]):
             return {"translated": generator(tf.identity(images), training=False)}
 
@@ -77,15 +79,22 @@ def make_serving_archive(generator, channels, background, max_pixels=MAX_REQUEST
 
     def translate_bytes(image_bytes):
         # One image at a time (map_fn would otherwise run up to 10 at once): the limit is per image.
-        return {"png_bytes": tf.map_fn(one_png, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string),
-                                       parallel_iterations=1)}
+        return {
+            "png_bytes": tf.map_fn(
+                one_png, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string), parallel_iterations=1
+            )
+        }
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint("serving_default", serve,
-                         input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")])
-    archive.add_endpoint("translate_bytes", translate_bytes,
-                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.add_endpoint(
+        "serving_default",
+        serve,
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")],
+    )
+    archive.add_endpoint(
+        "translate_bytes", translate_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+    )
     return archive
 
 
@@ -96,13 +105,16 @@ def next_version(base):
 
 def _fixed_inputs(channels):
     rng = np.random.default_rng(0)
-    return [rng.uniform(-1, 1, (1, 64, 64, channels)).astype("float32"),
-            rng.uniform(-1, 1, (2, 37, 53, channels)).astype("float32")]
+    return [
+        rng.uniform(-1, 1, (1, 64, 64, channels)).astype("float32"),
+        rng.uniform(-1, 1, (2, 37, 53, channels)).astype("float32"),
+    ]
 
 
 def verify_saved_model(path, generator, channels):
     """Reloads the SavedModel and compares it with the Keras generator; returns the max abs diff."""
     import tensorflow as tf
+
     loaded = tf.saved_model.load(str(path))
     serve = loaded.signatures["serving_default"]
     worst = 0.0
@@ -112,8 +124,11 @@ def verify_saved_model(path, generator, channels):
         if got.shape != expected.shape:
             raise ExportError(f"SavedModel check failed: output shape {got.shape} != {expected.shape}")
         worst = max(worst, float(np.abs(got - expected).max()))
-    png = tf.io.encode_png(tf.zeros((13, 17, 3), tf.uint8)) if channels == 3 else tf.io.encode_png(
-        tf.zeros((13, 17, 1), tf.uint8))
+    png = (
+        tf.io.encode_png(tf.zeros((13, 17, 3), tf.uint8))
+        if channels == 3
+        else tf.io.encode_png(tf.zeros((13, 17, 1), tf.uint8))
+    )
     out = loaded.signatures["translate_bytes"](image_bytes=tf.stack([png]))["png_bytes"]
     if tuple(tf.io.decode_png(out[0]).shape[:2]) != (13, 17):
         raise ExportError("SavedModel check failed: translate_bytes did not return a PNG of the input's size")
@@ -125,6 +140,7 @@ def verify_saved_model(path, generator, channels):
 def convert_tflite(saved_model, variant, representative=None):
     """Converts the SavedModel's ``serving_default`` to TFLite (builtin ops only)."""
     import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "fp16":
@@ -164,8 +180,17 @@ def verify_tflite(model_bytes, generator, channels, variant, x=None):
     return {"max_abs_diff": diff, "psnr_db": psnr((got + 1) / 2, (expected + 1) / 2)}
 
 
-def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None, tflite=(), log=print,
-               checkpoint=None, max_request_pixels=MAX_REQUEST_PIXELS, max_request_gb=MAX_REQUEST_GB):
+def export_run(
+    run_dir,
+    output="export",
+    directions=("a2b", "b2a"),
+    version=None,
+    tflite=(),
+    log=print,
+    checkpoint=None,
+    max_request_pixels=MAX_REQUEST_PIXELS,
+    max_request_gb=MAX_REQUEST_GB,
+):
     """Exports a run's generators; returns a report dict per direction. Everything is written under ``output``."""
     from tf_cyclegan import factory
 
@@ -177,12 +202,15 @@ def export_run(run_dir, output="export", directions=("a2b", "b2a"), version=None
     reports = {}
     for direction in directions:
         base = contained(Path(output), f"{config.name}_{direction}")
-        final, diff = _export_saved_model(generators[direction], config, direction, checkpoint, base, version,
-                                          max_request_pixels, max_request_gb, log)
+        final, diff = _export_saved_model(
+            generators[direction], config, direction, checkpoint, base, version, max_request_pixels, max_request_gb, log
+        )
         log(f"{direction}: SavedModel {final} (max abs diff vs Keras {diff:.1e})")
-        reports[direction] = {"saved_model": str(final), "max_abs_diff": diff,
-                              "tflite": _export_tflite(generators[direction], config, direction, final, output,
-                                                       tflite, log)}
+        reports[direction] = {
+            "saved_model": str(final),
+            "max_abs_diff": diff,
+            "tflite": _export_tflite(generators[direction], config, direction, final, output, tflite, log),
+        }
     return reports
 
 
@@ -206,11 +234,22 @@ def _export_saved_model(generator, config, direction, checkpoint, base, version,
         archive.write_out(str(staging), verbose=False)
         limit, bytes_per_px = request_pixel_limit(generator, max_pixels, max_gb)
         (staging / "assets.extra").mkdir(exist_ok=True)
-        (staging / "assets.extra" / "tf_cyclegan.json").write_text(json.dumps({
-            "run": config.name, "direction": direction, "checkpoint": str(checkpoint), "input_channels": channels,
-            "background": data.background, "image_size": data.image_size, "max_request_pixels": limit,
-            "max_request_gb": max_gb, "bytes_per_pixel": round(bytes_per_px, 1),
-        }, indent=2))
+        (staging / "assets.extra" / "tf_cyclegan.json").write_text(
+            json.dumps(
+                {
+                    "run": config.name,
+                    "direction": direction,
+                    "checkpoint": str(checkpoint),
+                    "input_channels": channels,
+                    "background": data.background,
+                    "image_size": data.image_size,
+                    "max_request_pixels": limit,
+                    "max_request_gb": max_gb,
+                    "bytes_per_pixel": round(bytes_per_px, 1),
+                },
+                indent=2,
+            )
+        )
         diff = verify_saved_model(staging, generator, channels)
         return _publish(staging, base, version), diff
     except BaseException:
@@ -228,7 +267,7 @@ def make_staging(parent, log=print):
     parent.mkdir(parents=True, exist_ok=True)
     prefix = f".staging-{socket.gethostname()}-"
     for left in parent.glob(f"{glob.escape(prefix)}*"):
-        pid = left.name[len(prefix):].split("-", 1)[0]
+        pid = left.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _process_exists(int(pid)):
             shutil.rmtree(left, ignore_errors=True)
             log(f"note: removed {left}, left by an export that was stopped")
@@ -279,8 +318,10 @@ def _export_tflite(generator, config, direction, saved_model, output, variants, 
         target.parent.mkdir(parents=True, exist_ok=True)
         fs.write_atomic(target, model_bytes)
         reports[variant] = {"path": str(target), "bytes": len(model_bytes), **check}
-        log(f"{direction}: TFLite {variant} {target} ({len(model_bytes) / 1e6:.1f} MB, "
-            f"max abs diff {check['max_abs_diff']:.1e}, PSNR {check['psnr_db']:.1f} dB)")
+        log(
+            f"{direction}: TFLite {variant} {target} ({len(model_bytes) / 1e6:.1f} MB, "
+            f"max abs diff {check['max_abs_diff']:.1e}, PSNR {check['psnr_db']:.1f} dB)"
+        )
     return reports
 
 

@@ -15,8 +15,13 @@ def build_generators(config):
     model, data = config.model, config.data
     kind = config_lib.generator_kind(model)
     common = dict(
-        ngf=model.ngf, norm=model.norm, affine=model.affine, use_dropout=model.use_dropout,
-        upsample=model.upsample, init=model.init, init_gain=model.init_gain,
+        ngf=model.ngf,
+        norm=model.norm,
+        affine=model.affine,
+        use_dropout=model.use_dropout,
+        upsample=model.upsample,
+        init=model.init,
+        init_gain=model.init_gain,
     )
     return (
         build_generator(kind, data.channels_a, data.channels_b, name="generator_ab", **common),
@@ -29,7 +34,11 @@ def build_model(config):
     model, data, loss = config.model, config.data, config.loss
     generator_ab, generator_ba = build_generators(config)
     common = dict(
-        ndf=model.ndf, n_layers=model.n_layers_d, norm=model.norm, affine=model.affine, init=model.init,
+        ndf=model.ndf,
+        n_layers=model.n_layers_d,
+        norm=model.norm,
+        affine=model.affine,
+        init=model.init,
         init_gain=model.init_gain,
     )
     fixed = data.preprocess not in ("scale_width", "none")

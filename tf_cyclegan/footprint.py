@@ -37,8 +37,9 @@ def _feature_maps(generator):
     probe = keras.Model(image, [op.output for op in operations])
     outputs = probe(np.zeros((1, side, side, image.shape[-1]), np.float32), training=False)
     size = {id(image): image.shape[-1] * 4 / side**2}
-    size.update({id(op.output): int(np.prod(out.shape)) * out.dtype.size / side**2
-                 for op, out in zip(operations, outputs)})
+    size.update(
+        {id(op.output): int(np.prod(out.shape)) * out.dtype.size / side**2 for op, out in zip(operations, outputs)}
+    )
     born = {id(image): -1, **{id(op.output): i for i, op in enumerate(operations)}}
     dies = dict(born)
     for i, op in enumerate(operations):
@@ -69,17 +70,22 @@ def check_training_fits(config, domains):
     this machine has, in one line naming the flags."""
     largest = max(len(domains.train_a), len(domains.train_b))
     if config.train.batch_size > largest:
-        raise DoesNotFit(f"--batch_size={config.train.batch_size} is larger than the {largest} images of the larger "
-                         "domain: an epoch would be shorter than one batch")
+        raise DoesNotFit(
+            f"--batch_size={config.train.batch_size} is larger than the {largest} images of the larger "
+            "domain: an epoch would be shorter than one batch"
+        )
     # A probe with zero weights: drawing random ones here would change the run's own initial weights.
-    probe = factory.build_generators(dataclasses.replace(config, model=dataclasses.replace(config.model,
-                                                                                         init="zeros")))[0]
+    probe = factory.build_generators(
+        dataclasses.replace(config, model=dataclasses.replace(config.model, init="zeros"))
+    )[0]
     need, what = training_minimum(config, probe)
     have = total()
     if need > have:
-        raise DoesNotFit(f"--image_size={config.data.image_size}, --batch_size={config.train.batch_size} and "
-                         f"--pool_size={config.loss.pool_size} need at least {gib(need)} ({what}), more than this "
-                         f"machine's {gib(have)}")
+        raise DoesNotFit(
+            f"--image_size={config.data.image_size}, --batch_size={config.train.batch_size} and "
+            f"--pool_size={config.loss.pool_size} need at least {gib(need)} ({what}), more than this "
+            f"machine's {gib(have)}"
+        )
 
 
 def training_minimum(config, generator):
@@ -91,8 +97,10 @@ def training_minimum(config, generator):
     pixels = data.image_size**2
     pools = 2 * loss.pool_size * pixels * max(data.channels_a, data.channels_b) * 4
     maps = 4 * config.train.batch_size * pixels * stored_bytes_per_pixel(generator)
-    return pools + maps, (f"history pools of 2 x {loss.pool_size} images and the feature maps of 4 generator calls "
-                          f"on {config.train.batch_size} x {data.image_size} x {data.image_size} px")
+    return pools + maps, (
+        f"history pools of 2 x {loss.pool_size} images and the feature maps of 4 generator calls "
+        f"on {config.train.batch_size} x {data.image_size} x {data.image_size} px"
+    )
 
 
 def estimate(bytes_per_px, height, width, batch=1):
@@ -110,8 +118,10 @@ def available():
                     found.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         try:
             with open(limit) as a, open(usage) as b:
                 text = a.read().strip()

@@ -35,8 +35,14 @@ class Rule:
 
 
 RULES = (
-    Rule("away", True, 1.25, 2, "translations are farther from the target domain's colours than the inputs "
-                                "(an inverted or hue-rotated shortcut?)"),
+    Rule(
+        "away",
+        True,
+        1.25,
+        2,
+        "translations are farther from the target domain's colours than the inputs "
+        "(an inverted or hue-rotated shortcut?)",
+    ),
     Rule("diversity", False, 0.5, 2, "translations of different inputs look alike (mode collapse)"),
     Rule("discriminator", True, 0.97, 4, "the discriminator tells every translation from real images (it has won)"),
     Rule("saturation", True, 0.20, 2, "translations are stuck at black/white (outputs saturated at ±1)"),
@@ -97,13 +103,16 @@ class Probe:
         import tensorflow as tf
 
         self.model, self.images, self.batch = model, {"a": images_a, "b": images_b}, batch
-        self._calls = {name: tf.function(lambda x, network=getattr(model, name): network(x, training=False),
-                                         reduce_retracing=True)
-                       for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")}
+        self._calls = {
+            # The default argument binds each network now, not the loop's last name.
+            name: tf.function(lambda x, network=getattr(model, name): network(x, training=False), reduce_retracing=True)  # noqa: B008
+            for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+        }
 
     def _run(self, name, images):
-        return np.concatenate([self._calls[name](images[i:i + self.batch]).numpy()
-                               for i in range(0, len(images), self.batch)])
+        return np.concatenate(
+            [self._calls[name](images[i : i + self.batch]).numpy() for i in range(0, len(images), self.batch)]
+        )
 
     def __call__(self):
         """{'a2b/away': ..., 'b2a/cycle': ...}."""
@@ -113,8 +122,15 @@ class Probe:
             real, goal = np.asarray(self.images[source]), np.asarray(self.images[target])
             fake = self._run(forward, real)
             judge = f"discriminator_{target}"
-            signals = direction_signals(real, fake, self._run(backward, fake), goal, self._run(judge, goal),
-                                        self._run(judge, fake), self.model.gan_loss)
+            signals = direction_signals(
+                real,
+                fake,
+                self._run(backward, fake),
+                goal,
+                self._run(judge, goal),
+                self._run(judge, fake),
+                self.model.gan_loss,
+            )
             values.update({f"{direction}/{name}": value for name, value in signals.items()})
         return values
 
@@ -142,8 +158,10 @@ class HealthMonitor:
                 elif self.streak[key] >= rule.patience and key not in self.open:
                     self.open.add(key)
                     sign = ">" if rule.above else "<"
-                    warnings.append(f"health warning at step {step}: {direction} {rule.signal} {value:.3f} {sign} "
-                                    f"{rule.threshold} for {rule.patience} checks: {rule.message}")
+                    warnings.append(
+                        f"health warning at step {step}: {direction} {rule.signal} {value:.3f} {sign} "
+                        f"{rule.threshold} for {rule.patience} checks: {rule.message}"
+                    )
         self.history.append({"step": int(step), "values": values, "warnings": warnings})
         return warnings
 
@@ -159,12 +177,18 @@ class HealthMonitor:
     def summary(self):
         """The latest values, the episodes still open and every warning given (what health.json holds)."""
         latest = self.history[-1] if self.history else {"step": 0, "values": {}}
-        return {"step": latest["step"], "values": latest["values"], "warmup": self.warmup,
-                "unhealthy": sorted(f"{d}/{s}" for d, s in self.open),
-                "warnings": [w for check in self.history for w in check["warnings"]],
-                "thresholds": {rule.signal: {"above" if rule.above else "below": rule.threshold,
-                                             "patience": rule.patience} for rule in self.rules},
-                "history": self.history}
+        return {
+            "step": latest["step"],
+            "values": latest["values"],
+            "warmup": self.warmup,
+            "unhealthy": sorted(f"{d}/{s}" for d, s in self.open),
+            "warnings": [w for check in self.history for w in check["warnings"]],
+            "thresholds": {
+                rule.signal: {"above" if rule.above else "below": rule.threshold, "patience": rule.patience}
+                for rule in self.rules
+            },
+            "history": self.history,
+        }
 
 
 def summary_lines(summary):
@@ -172,12 +196,17 @@ def summary_lines(summary):
     values = summary.get("values", {})
     lines = [f"health at step {summary.get('step', 0)} (training's last check; health.json):"]
     for direction in DIRECTIONS:
-        shown = ", ".join(f"{rule.signal} {values[f'{direction}/{rule.signal}']:.3f}" for rule in RULES
-                          if f"{direction}/{rule.signal}" in values)
+        shown = ", ".join(
+            f"{rule.signal} {values[f'{direction}/{rule.signal}']:.3f}"
+            for rule in RULES
+            if f"{direction}/{rule.signal}" in values
+        )
         lines.append(f"  {direction}: {shown}")
     unhealthy = summary.get("unhealthy", [])
-    lines.append(f"  unhealthy now: {', '.join(unhealthy) if unhealthy else 'none'}; "
-                 f"{len(summary.get('warnings', []))} warning(s) during training")
+    lines.append(
+        f"  unhealthy now: {', '.join(unhealthy) if unhealthy else 'none'}; "
+        f"{len(summary.get('warnings', []))} warning(s) during training"
+    )
     return lines
 
 

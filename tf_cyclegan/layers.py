@@ -112,8 +112,13 @@ class NarrowConv2D(keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        plain = (self.strides == (1, 1) and self.dilation_rate == (1, 1) and self.groups == 1
-                 and self.padding == "valid" and self.data_format == "channels_last")
+        plain = (
+            self.strides == (1, 1)
+            and self.dilation_rate == (1, 1)
+            and self.groups == 1
+            and self.padding == "valid"
+            and self.data_format == "channels_last"
+        )
         if not plain or self.kernel_size[0] != self.kernel_size[1]:
             raise ValueError("NarrowConv2D supports square kernels, stride 1, 'valid' padding, channels_last only")
 

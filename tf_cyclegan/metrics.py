@@ -27,8 +27,11 @@ def paired(translated, target):
     l1 = tf.reduce_mean(tf.abs(x - y), axis=[1, 2, 3])
     mse = tf.reduce_mean(tf.square(x - y), axis=[1, 2, 3]).numpy().astype(np.float64)
     ssim = tf.image.ssim(x, y, max_val=1.0)
-    return {"l1": float(tf.reduce_mean(l1)), "psnr": float(np.mean(psnr_from_mse(mse))),
-            "ssim": float(tf.reduce_mean(ssim))}
+    return {
+        "l1": float(tf.reduce_mean(l1)),
+        "psnr": float(np.mean(psnr_from_mse(mse))),
+        "ssim": float(tf.reduce_mean(ssim)),
+    }
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):

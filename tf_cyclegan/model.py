@@ -8,8 +8,15 @@ from tf_cyclegan.optimizers import FusedAdam
 from tf_cyclegan.pool import HistoryPool
 
 TRAIN_METRICS = (
-    "gan_ab", "gan_ba", "cycle_a", "cycle_b", "identity_a", "identity_b",
-    "generator_total", "disc_a", "disc_b",
+    "gan_ab",
+    "gan_ba",
+    "cycle_a",
+    "cycle_b",
+    "identity_a",
+    "identity_b",
+    "generator_total",
+    "disc_a",
+    "disc_b",
 )
 TEST_METRICS = ("cycle_l1_a", "cycle_l1_b", "identity_l1_a", "identity_l1_b")
 
@@ -101,8 +108,9 @@ class CycleGAN(keras.Model):
         self.test_trackers = {name: keras.metrics.Mean(name=name) for name in TEST_METRICS}
         # One generator call for two batches where that cannot change the maths (see _generate).
         networks = (generator_ab, generator_ba, discriminator_a, discriminator_b)
-        self.share_calls = not any(isinstance(layer, keras.layers.BatchNormalization)
-                                   for network in networks for layer in network.layers)
+        self.share_calls = not any(
+            isinstance(layer, keras.layers.BatchNormalization) for network in networks for layer in network.layers
+        )
         self.built = True  # the four networks are built functional models
 
     def _make_pools(self, image_shape, channels_a, channels_b):
@@ -229,8 +237,13 @@ class CycleGAN(keras.Model):
             scaled = self.generator_optimizer.scale_loss(generator_total / replicas)
         grads = tape.gradient(scaled, self.generator_variables)
         values = dict(
-            gan_ab=gan_ab, gan_ba=gan_ba, cycle_a=cycle_a, cycle_b=cycle_b, identity_a=identity_a,
-            identity_b=identity_b, generator_total=generator_total,
+            gan_ab=gan_ab,
+            gan_ba=gan_ba,
+            cycle_a=cycle_a,
+            cycle_b=cycle_b,
+            identity_a=identity_a,
+            identity_b=identity_b,
+            generator_total=generator_total,
         )
         return grads, fake_a, fake_b, values
 
@@ -262,8 +275,12 @@ class CycleGAN(keras.Model):
             disc_total = disc_a + disc_b
             values = dict(disc_a=disc_a, disc_b=disc_b)
             if kind == "wgangp":
-                penalty_a = losses.gradient_penalty(self.discriminator_a, real_a, pooled_fake_a, tf.stack([self.seed, step * 2]))
-                penalty_b = losses.gradient_penalty(self.discriminator_b, real_b, pooled_fake_b, tf.stack([self.seed, step * 2 + 1]))
+                penalty_a = losses.gradient_penalty(
+                    self.discriminator_a, real_a, pooled_fake_a, tf.stack([self.seed, step * 2])
+                )
+                penalty_b = losses.gradient_penalty(
+                    self.discriminator_b, real_b, pooled_fake_b, tf.stack([self.seed, step * 2 + 1])
+                )
                 disc_total += self.lambda_gp * (penalty_a + penalty_b)
                 values.update(gradient_penalty_a=penalty_a, gradient_penalty_b=penalty_b)
             scaled = self.discriminator_optimizer.scale_loss(disc_total / replicas)

@@ -69,7 +69,7 @@ def _resnet_generator(inputs, output_channels, ngf, n_blocks, blocks, use_dropou
     x = blocks.norm_layer(x, "c7s1_norm")
     x = keras.layers.ReLU(name="c7s1_relu")(x)
     filters = ngf
-    for i in range(2):
+    for _ in range(2):
         filters *= 2
         x = keras.layers.ZeroPadding2D(1, name=f"d{filters}_pad")(x)
         x = blocks.conv(filters, 3, strides=2, name=f"d{filters}")(x)
@@ -86,7 +86,7 @@ def _resnet_generator(inputs, output_channels, ngf, n_blocks, blocks, use_dropou
         y = blocks.conv(filters, 3, name=f"r{i}_conv2")(y)
         y = blocks.norm_layer(y, f"r{i}_norm2")
         x = keras.layers.Add(name=f"r{i}_add")([x, y])
-    for i in range(2):
+    for _ in range(2):
         filters //= 2
         if upsample == "transpose":
             x = blocks.conv_transpose(filters, 3, name=f"u{filters}")(x)
@@ -200,8 +200,9 @@ def build_discriminator(
         for i in range(depth + 1):
             filters = ndf * min(2**i, 8)
             x = keras.layers.ZeroPadding2D(1, name=f"c{i}_pad")(x)
-            x = blocks.conv(filters, 4, strides=2 if i < depth else 1, use_bias=True if i == 0 else None,
-                            name=f"c{i}")(x)
+            x = blocks.conv(filters, 4, strides=2 if i < depth else 1, use_bias=True if i == 0 else None, name=f"c{i}")(
+                x
+            )
             if i > 0:
                 x = blocks.norm_layer(x, f"c{i}_norm")
             x = keras.layers.LeakyReLU(0.2, name=f"c{i}_lrelu")(x)

@@ -71,8 +71,10 @@ def to_uint8(image):
 @functools.cache
 def _inspector():
     """A graph function: (declared [height, width], why the bytes cannot be a whole image or '', 16-bit PNG)."""
-    return tf.function(lambda contents: (declared_size(contents), problem(contents), is_sixteen_bit(contents)),
-                       input_signature=[tf.TensorSpec([], tf.string)])
+    return tf.function(
+        lambda contents: (declared_size(contents), problem(contents), is_sixteen_bit(contents)),
+        input_signature=[tf.TensorSpec([], tf.string)],
+    )
 
 
 @functools.cache

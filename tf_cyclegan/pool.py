@@ -79,7 +79,8 @@ class HistoryPool(tf.Module):
         kept = tf.where(final)[:, 0]
         with tf.control_dependencies([outputs]):
             tf.raw_ops.ResourceScatterNdUpdate(
-                ref=self.images.handle, indices=tf.gather(targets, kept)[:, None], updates=tf.gather(images, kept))
+                ref=self.images.handle, indices=tf.gather(targets, kept)[:, None], updates=tf.gather(images, kept)
+            )
         self.count.assign(tf.minimum(count + batch, self.size))
         return tf.reshape(outputs, tf.shape(images))
 

@@ -59,16 +59,22 @@ def choose(requested, flags, gpus):
     native = native_bf16_flags(flags)
     if requested != "auto":
         if requested == "mixed_bfloat16" and not gpus and not native:
-            return Choice(requested, f"{SET}; this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag), "
-                                     "so it is emulated and slow: --precision=auto picks float32 here")
+            return Choice(
+                requested,
+                f"{SET}; this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag), "
+                "so it is emulated and slow: --precision=auto picks float32 here",
+            )
         return Choice(requested, SET)
     if gpus:
         oldest = min(gpus)
         if oldest >= (8, 0):
             return Choice("mixed_bfloat16", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} has native bfloat16")
         if oldest >= (7, 0):
-            return Choice("mixed_float16", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} has float16 "
-                                           "tensor cores, no fast bfloat16; with loss scaling")
+            return Choice(
+                "mixed_float16",
+                f"auto: GPU compute capability {oldest[0]}.{oldest[1]} has float16 "
+                "tensor cores, no fast bfloat16; with loss scaling",
+            )
         return Choice("float32", "auto: a GPU older than compute capability 7.0 has no fast half precision")
     if native:
         return Choice("mixed_bfloat16", f"auto: the CPU has native bfloat16 ({', '.join(native)})")

@@ -61,8 +61,14 @@ class RunLock:
     (``holder``, ``name`` and ``advice`` say so in the messages).
     """
 
-    def __init__(self, run_dir, log=print, holder="trainer", name=".lock",
-                 advice="wait for it to finish or stop it, or train into another --run_dir"):
+    def __init__(
+        self,
+        run_dir,
+        log=print,
+        holder="trainer",
+        name=".lock",
+        advice="wait for it to finish or stop it, or train into another --run_dir",
+    ):
         self.path = Path(run_dir) / name
         self.log = log
         self.holder, self.advice = holder, advice
@@ -80,11 +86,13 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunLocked(f"{self.path.parent} is in use by another {self.holder} ({_describe(previous)}); "
-                            f"{self.advice}") from None
+            raise RunLocked(
+                f"{self.path.parent} is in use by another {self.holder} ({_describe(previous)}); {self.advice}"
+            ) from None
         if previous.strip():
-            self.log(f"note: took over {self.path} from a {self.holder} that is no longer running "
-                     f"({_describe(previous)})")
+            self.log(
+                f"note: took over {self.path} from a {self.holder} that is no longer running ({_describe(previous)})"
+            )
         record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
@@ -124,14 +132,15 @@ def read_config(run_dir, validate=True):
     """
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
-        raise config_lib.ConfigError(
-            f"--run_dir: {run_dir} has no config.yaml (is it a tf_cyclegan run directory?)")
+        raise config_lib.ConfigError(f"--run_dir: {run_dir} has no config.yaml (is it a tf_cyclegan run directory?)")
     config = config_lib.load_yaml(paths.config)
     text = paths.config.read_text(encoding="utf-8")
     if text.startswith(CONFIG_HEADER) and not text.endswith(CONFIG_END):
         lines = text.count("\n") + 1
-        raise config_lib.ConfigError(f"{paths.config}: cut short after line {lines} (no '{CONFIG_END.strip()}' line); "
-                                     "restore it from a backup or start a new --run_dir")
+        raise config_lib.ConfigError(
+            f"{paths.config}: cut short after line {lines} (no '{CONFIG_END.strip()}' line); "
+            "restore it from a backup or start a new --run_dir"
+        )
     config.run_dir = str(run_dir)
     if not validate:
         return config
@@ -173,15 +182,10 @@ def resolve_config(fields, sets=(), config_file=None):
         return config_lib.validate(config)
     except config_lib.ConfigError as error:
         if RunPaths(Path(run_dir)).config.is_file():  # the bad value may come from the run's own config.yaml
-            raise config_lib.ConfigError(f"{error} (settings of {RunPaths(Path(run_dir)).config} and the flags)") \
-                from None
+            raise config_lib.ConfigError(
+                f"{error} (settings of {RunPaths(Path(run_dir)).config} and the flags)"
+            ) from None
         raise
-
-
-def checkpoint_step(path):
-    """The step a checkpoint prefix (``.../ckpt-1200``) was saved at, or None."""
-    suffix = str(path).rsplit("-", 1)[-1]
-    return int(suffix) if suffix.isdigit() else None
 
 
 def latest_checkpoint(directory):

@@ -16,8 +16,13 @@ def run_settings(seed, deterministic, precision):
     On exit the previous policy, determinism setting, TensorFlow global seed and Python and
     NumPy random states are restored, so a second run in the same process starts clean.
     """
-    previous = (keras.mixed_precision.dtype_policy(), tf_config.is_op_determinism_enabled(),
-                tf.compat.v1.random.get_seed(None)[0], random.getstate(), np.random.get_state())
+    previous = (
+        keras.mixed_precision.dtype_policy(),
+        tf_config.is_op_determinism_enabled(),
+        tf.compat.v1.random.get_seed(None)[0],
+        random.getstate(),
+        np.random.get_state(),
+    )
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()

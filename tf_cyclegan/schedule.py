@@ -25,3 +25,15 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"initial_lr": self.initial_lr, "constant_steps": self.constant_steps, "decay_steps": self.decay_steps}
+
+
+def schedule_steps(train, steps_per_epoch):
+    """(total, constant, decay) optimizer steps for a TrainConfig."""
+    if train.steps:
+        total = train.steps
+        share = train.epochs / (train.epochs + train.decay_epochs) if train.epochs + train.decay_epochs else 0.5
+        constant = int(round(total * share))
+        return total, constant, total - constant
+    constant = train.epochs * steps_per_epoch
+    decay = train.decay_epochs * steps_per_epoch
+    return constant + decay, constant, decay

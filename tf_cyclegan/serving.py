@@ -58,7 +58,7 @@ def predict_rest(saved_model, body):
     if not isinstance(name, str):
         return {"error": "signature_name must be a string"}
     if name not in loaded.signatures:
-        return {"error": f"Serving signature name: \"{name}\" not found in signature def"}
+        return {"error": f'Serving signature name: "{name}" not found in signature def'}
     function = loaded.signatures[name]
     input_specs = function.structured_input_signature[1]
     try:

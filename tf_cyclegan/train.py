@@ -16,8 +16,13 @@ PROG = "python -m tf_cyclegan.train"
 def parse_args(argv=None):
     parser = cli.OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="a YAML preset (default: configs/<dataset>.yaml when it exists)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                        help="override any field, e.g. --set=model.n_blocks=6 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override any field, e.g. --set=model.n_blocks=6 (repeatable)",
+    )
     cli.add_verbose_flag(parser)
     cli.add_config_flags(parser)
     return parser.parse_args(argv)

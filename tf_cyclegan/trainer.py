@@ -18,13 +18,13 @@ import tensorflow as tf
 from tf_cyclegan import data as data_lib
 from tf_cyclegan import distribute, factory, footprint, run, samples
 from tf_cyclegan import precision as precision_lib
-from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper
+from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper, step_of
 from tf_cyclegan.errors import Stopped, UserError
 from tf_cyclegan.evaluator import PeriodicEvaluation
 from tf_cyclegan.health import TrainingHealth
 from tf_cyclegan.optimizers import FusedAdam
 from tf_cyclegan.runtime import run_settings
-from tf_cyclegan.schedule import LinearDecay
+from tf_cyclegan.schedule import LinearDecay, schedule_steps
 from tf_cyclegan.stopping import StopSignals
 
 SHOWN = ("generator_total", "cycle_a", "cycle_b", "disc_a", "disc_b")
@@ -46,18 +46,6 @@ class TrainingStopped(Stopped, TrainingError):
 
 class Interrupted(Exception):
     pass
-
-
-def schedule_steps(train, steps_per_epoch):
-    """(total, constant, decay) optimizer steps for a TrainConfig."""
-    if train.steps:
-        total = train.steps
-        share = train.epochs / (train.epochs + train.decay_epochs) if train.epochs + train.decay_epochs else 0.5
-        constant = int(round(total * share))
-        return total, constant, total - constant
-    constant = train.epochs * steps_per_epoch
-    decay = train.decay_epochs * steps_per_epoch
-    return constant + decay, constant, decay
 
 
 class Trainer:
@@ -111,9 +99,8 @@ class Trainer:
 
     def _prepare(self):
         config, train = self.config, self.config.train
-        if train.jit_compile and not distribute.has_accelerator():
-            self.log("note: --jit_compile=true on a CPU compiles the step with XLA, which measured no faster here "
-                     "than without it; it is meant for GPUs and TPUs")
+        if note := distribute.jit_note(train.jit_compile):
+            self.log(note)
         replicas = self.strategy.num_replicas_in_sync
         if train.batch_size % replicas:
             raise TrainingError(f"--batch_size={train.batch_size} must be divisible by the {replicas} replicas")
@@ -126,8 +113,10 @@ class Trainer:
         optim, train = self.config.optimizer, self.config.train
         with self.strategy.scope():
             self.model = factory.build_model(self.config)
-            optimizers = [FusedAdam(LinearDecay(optim.lr, constant, decay), beta_1=optim.beta1,
-                                                beta_2=optim.beta2) for _ in range(2)]
+            optimizers = [
+                FusedAdam(LinearDecay(optim.lr, constant, decay), beta_1=optim.beta1, beta_2=optim.beta2)
+                for _ in range(2)
+            ]
             self.model.compile(*optimizers, jit_compile=train.jit_compile)
             self.checkpoint = factory.make_checkpoint(self.model)
         directory = Path(distribute.worker_dir(str(self.paths.checkpoints), self.strategy))
@@ -143,8 +132,10 @@ class Trainer:
         train = self.config.train
         if latest:
             self.log(f"resuming from {latest} at step {self.step}/{self.total}")
-        self.log(f"training {self.total} steps ({self.pipeline.steps_per_epoch} steps/epoch, global batch "
-                 f"{train.batch_size}, {self.strategy.num_replicas_in_sync} replica(s)) in {self.paths.root}")
+        self.log(
+            f"training {self.total} steps ({self.pipeline.steps_per_epoch} steps/epoch, global batch "
+            f"{train.batch_size}, {self.strategy.num_replicas_in_sync} replica(s)) in {self.paths.root}"
+        )
         self.log(self.precision.line())
         return latest
 
@@ -159,20 +150,26 @@ class Trainer:
         self.evaluation = PeriodicEvaluation(config, self.pipeline, self.checkpoint, self.chief, self._say)
         self.health = None
         if config.train.health_images and self.chief:
-            self.health = TrainingHealth(self.model, self.pipeline, config, self.paths.health, start, self.total,
-                                         self._say)
+            self.health = TrainingHealth(
+                self.model, self.pipeline, config, self.paths.health, start, self.total, self._say
+            )
         self.fixed_images = None
         if config.train.num_samples:
-            self.fixed_images = (self.pipeline.test_images("A", config.train.num_samples)[0],
-                                 self.pipeline.test_images("B", config.train.num_samples)[0])
-        self.writer = (tf.summary.create_file_writer(str(self.paths.logs / "train")) if self.chief
-                       else tf.summary.create_noop_writer())
-        iterator = iter(self.strategy.experimental_distribute_dataset(
-            self.pipeline.train_dataset(start, self.total)))
+            self.fixed_images = (
+                self.pipeline.test_images("A", config.train.num_samples)[0],
+                self.pipeline.test_images("B", config.train.num_samples)[0],
+            )
+        self.writer = (
+            tf.summary.create_file_writer(str(self.paths.logs / "train"))
+            if self.chief
+            else tf.summary.create_noop_writer()
+        )
+        iterator = iter(self.strategy.experimental_distribute_dataset(self.pipeline.train_dataset(start, self.total)))
         step_function = self._make_step_function()
         self.last_checkpoint = resumed_from
-        self.progbar = keras.utils.Progbar(self.total, stateful_metrics=["epoch", "img/s", *SHOWN],
-                                           unit_name="step", verbose=1 if self.progress else 0)
+        self.progbar = keras.utils.Progbar(
+            self.total, stateful_metrics=["epoch", "img/s", *SHOWN], unit_name="step", verbose=1 if self.progress else 0
+        )
         self.bar_open = False  # the terminal's cursor is at the end of the progress bar
         self.window = (time.perf_counter(), start)
         started, step = time.perf_counter(), start
@@ -206,6 +203,7 @@ class Trainer:
             strategy.run(model.train_step, args=(next(iterator),))
 
         if self.multi_worker:
+
             @tf.function
             def voting(iterator, stop):
                 step_fn(iterator)
@@ -235,8 +233,9 @@ class Trainer:
         if log_now:
             self._log_interval(step, values)
         if sample_now:
-            samples.write_grids(samples.translation_grids(self.model, *self.fixed_images), step,
-                                self.paths.samples, self.writer)
+            samples.write_grids(
+                samples.translation_grids(self.model, *self.fixed_images), step, self.paths.samples, self.writer
+            )
         if save_now:
             self.last_checkpoint = self._save(step)
         if evaluate_now:
@@ -249,7 +248,9 @@ class Trainer:
         values = {name: float(tracker.result()) for name, tracker in self.model.train_trackers.items()}
         bad = [name for name, value in values.items() if not math.isfinite(value)]
         if bad:
-            where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was saved"
+            where = (
+                f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was saved"
+            )
             raise TrainingError(
                 f"loss {bad[0]} became {values[bad[0]]} by step {step}; stopped without saving ({where}). "
                 "Try a lower --lr or --precision=float32"
@@ -258,7 +259,9 @@ class Trainer:
 
     def _log_interval(self, step, values):
         started, first = self.window
-        self.images_per_second = (step - first) * self.config.train.batch_size / max(time.perf_counter() - started, 1e-9)
+        self.images_per_second = (
+            (step - first) * self.config.train.batch_size / max(time.perf_counter() - started, 1e-9)
+        )
         with self.writer.as_default(step=step):
             for name, value in values.items():
                 tf.summary.scalar(f"loss/{name}", value)
@@ -294,8 +297,7 @@ class Trainer:
             raise TrainingError(f"stopped at step {step}: {error}") from None
 
     def _last_saved_step(self):
-        latest = self.keeper.latest
-        return run.checkpoint_step(latest) if latest else -1
+        return step_of(self.keeper.latest) if self.keeper.latest else -1
 
     # Phase 4: finish (or stop early).
 
@@ -308,27 +310,39 @@ class Trainer:
             self.last_checkpoint = self._save(step)
         self.writer.flush()
         if self._unhealthy() and not signalled_here:
-            raise Unhealthy(f"stopped at step {step}/{self.total} (--on_unhealthy=stop): {self.health.reason}; "
-                            f"saved {self.last_checkpoint}. Rerun to go on, or start again with another --seed")
+            raise Unhealthy(
+                f"stopped at step {step}/{self.total} (--on_unhealthy=stop): {self.health.reason}; "
+                f"saved {self.last_checkpoint}. Rerun to go on, or start again with another --seed"
+            )
         who = "" if signalled_here else " (another worker was interrupted)"
-        raise TrainingStopped(f"interrupted at step {step}/{self.total}{who}; saved {self.last_checkpoint}. "
-                            "Rerun the same command to resume") from None
+        raise TrainingStopped(
+            f"interrupted at step {step}/{self.total}{who}; saved {self.last_checkpoint}. "
+            "Rerun the same command to resume"
+        ) from None
 
     def _second_interrupt(self, step, start):
         self.writer.flush()
         if self.multi_worker:
             # Mid-step, the other workers cannot join a collective save: exit with the last one.
-            raise TrainingStopped(f"interrupted twice at step {step}/{self.total}; last checkpoint: "
-                                f"{self.last_checkpoint}. Rerun the same command on every worker to resume") from None
+            raise TrainingStopped(
+                f"interrupted twice at step {step}/{self.total}; last checkpoint: "
+                f"{self.last_checkpoint}. Rerun the same command on every worker to resume"
+            ) from None
         if step > start and step != self._last_saved_step():
             self._read_losses(step)
             self.last_checkpoint = self._save(step)
-        raise TrainingStopped(f"interrupted at step {step}/{self.total}; saved {self.last_checkpoint}. "
-                            "Rerun the same command to resume") from None
+        raise TrainingStopped(
+            f"interrupted at step {step}/{self.total}; saved {self.last_checkpoint}. Rerun the same command to resume"
+        ) from None
 
     def _summary(self, step, seconds):
-        summary = {"final_step": step, "checkpoint": self.last_checkpoint, "samples": str(self.paths.samples),
-                   "logs": str(self.paths.logs), "seconds": seconds}
+        summary = {
+            "final_step": step,
+            "checkpoint": self.last_checkpoint,
+            "samples": str(self.paths.samples),
+            "logs": str(self.paths.logs),
+            "seconds": seconds,
+        }
         best = self.evaluation.summary()
         if best:
             summary["best"] = best

@@ -23,13 +23,25 @@ def parse_args(argv=None):
     parser.add_argument("--tile", type=int, default=0, help="tile size in px for images too large for memory (0 = off)")
     parser.add_argument("--overlap", type=int, default=64, help="context in px around each tile")
     parser.add_argument("--background", default=None, help="composite colour for alpha (default: the run's)")
-    parser.add_argument("--max_pixels", type=int, default=TRANSLATE_MAX_PIXELS,
-                        help="images whose header declares more pixels are skipped, never decoded (0 = no limit)")
-    parser.add_argument("--max_memory_gb", type=float, default=0.0,
-                        help="memory one image may take (GB); a larger one is translated in tiles (0 = 2 GB, or half "
-                             "of what the machine has available when that is less)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="with --run_dir: auto = bfloat16 where the CPU or GPU has it natively, else float32")
+    parser.add_argument(
+        "--max_pixels",
+        type=int,
+        default=TRANSLATE_MAX_PIXELS,
+        help="images whose header declares more pixels are skipped, never decoded (0 = no limit)",
+    )
+    parser.add_argument(
+        "--max_memory_gb",
+        type=float,
+        default=0.0,
+        help="memory one image may take (GB); a larger one is translated in tiles (0 = 2 GB, or half "
+        "of what the machine has available when that is less)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="with --run_dir: auto = bfloat16 where the CPU or GPU has it natively, else float32",
+    )
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if args.tile < 0 or args.overlap < 0 or args.max_pixels < 0 or not 0 <= args.max_memory_gb < float("inf"):
@@ -58,8 +70,15 @@ def translate(args):
         translator = Translator.from_saved_model(args.saved_model)
     if args.background:
         translator.background = parse_background(args.background)
-    written, skipped = translate_paths(translator, args.input, args.output, args.tile, args.overlap,
-                                       max_pixels=args.max_pixels, max_memory=int(args.max_memory_gb * 2**30))
+    written, skipped = translate_paths(
+        translator,
+        args.input,
+        args.output,
+        args.tile,
+        args.overlap,
+        max_pixels=args.max_pixels,
+        max_memory=int(args.max_memory_gb * 2**30),
+    )
     print(f"translated {len(written)} image(s) into {args.output}" + (f"; skipped {len(skipped)}" if skipped else ""))
 
 

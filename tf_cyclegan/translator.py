@@ -80,9 +80,11 @@ class Translator:
         if need is None or need <= budget:
             return 0
         if self.generator is None:
-            return (f"{width} x {height} needs about {footprint.gib(need)} untiled, above the "
-                    f"{footprint.gib(budget)} allowed (--max_memory_gb); a SavedModel cannot tile: translate it "
-                    "with --run_dir (tiles) or a smaller image")
+            return (
+                f"{width} x {height} needs about {footprint.gib(need)} untiled, above the "
+                f"{footprint.gib(budget)} allowed (--max_memory_gb); a SavedModel cannot tile: translate it "
+                "with --run_dir (tiles) or a smaller image"
+            )
         return tile_for(self.bytes_per_pixel, budget, overlap)
 
     def _run(self, batch):
@@ -219,8 +221,29 @@ def _output_folder(output, source):
     return output
 
 
-def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print, progress=True, max_pixels=0,
-                    max_memory=None):
+def _translate_file(translator, path, tile, overlap, budget, max_pixels, log):
+    """(uint8 translation, uint8 alpha or None) of one image file, tiled when its memory asks; or why not (a str)."""
+    try:
+        picture = read_image(path, translator.in_channels, translator.background, max_pixels)
+        plan = translator.plan(picture.height, picture.width, tile, overlap, budget)
+    except (tf.errors.OpError, Refused) as error:
+        return str(error) if isinstance(error, Refused) else "unreadable"
+    if isinstance(plan, str):
+        return plan
+    if plan and not tile:
+        need = footprint.gib(translator.memory_for(picture.height, picture.width))
+        log(
+            f"note: {path} ({picture.width} x {picture.height}) is translated in {plan} px tiles: untiled it needs "
+            f"about {need}, above the {footprint.gib(budget)} allowed (--max_memory_gb)"
+        )
+    if plan:
+        return translator.translate_tiled(picture, plan, overlap, as_uint8=True), picture.alpha()
+    return to_uint8(translator.translate(picture)), picture.alpha()
+
+
+def translate_paths(
+    translator, inputs, output, tile=None, overlap=64, log=print, progress=True, max_pixels=0, max_memory=None
+):
     """Translates a file or every image under a folder into ``output``; returns (written, skipped).
 
     An image whose estimated memory (``footprint``) is above ``max_memory`` bytes (default: DEFAULT_MEMORY_GB,
@@ -239,35 +262,31 @@ def translate_paths(translator, inputs, output, tile=None, overlap=64, log=print
     budget = max_memory or min(DEFAULT_MEMORY_GB * footprint.GIB, footprint.available() // 2)
     bar = keras.utils.Progbar(len(files), unit_name="image", verbose=1 if progress and len(files) > 1 else 0)
     written, skipped = [], []
-    lock = run.RunLock(output, log, holder="translate", name=".tf_cyclegan-translate.lock",
-                       advice="wait for it to finish or stop it, or write into another --output")
+    lock = run.RunLock(
+        output,
+        log,
+        holder="translate",
+        name=".tf_cyclegan-translate.lock",
+        advice="wait for it to finish or stop it, or write into another --output",
+    )
     with lock, StopSignals() as stop:
         for i, (path, relative) in enumerate(files, 1):
             if stop:
-                raise Stopped(f"interrupted after {i - 1} of {len(files)} images ({len(written)} written into "
-                              f"{output}); the others were not translated")
-            try:
-                picture = read_image(path, translator.in_channels, translator.background, max_pixels)
-                plan = translator.plan(picture.height, picture.width, tile, overlap, budget)
-            except (tf.errors.OpError, Refused) as error:
-                plan = error if isinstance(error, Refused) else "unreadable"
-            if not isinstance(plan, int):
+                raise Stopped(
+                    f"interrupted after {i - 1} of {len(files)} images ({len(written)} written into "
+                    f"{output}); the others were not translated"
+                )
+            translated = _translate_file(translator, path, tile, overlap, budget, max_pixels, log)
+            if isinstance(translated, str):
                 skipped.append(str(path))
-                log(f"warning: skipped {path}: {plan}")
+                log(f"warning: skipped {path}: {translated}")
                 bar.update(i)
                 continue
-            if plan and not tile:
-                log(f"note: {path} ({picture.width} x {picture.height}) is translated in {plan} px tiles: untiled "
-                    f"it needs about {footprint.gib(translator.memory_for(picture.height, picture.width))}, above "
-                    f"the {footprint.gib(budget)} allowed (--max_memory_gb)")
-            if plan:
-                pixels = translator.translate_tiled(picture, plan, overlap, as_uint8=True)
-            else:
-                pixels = to_uint8(translator.translate(picture))
+            pixels, alpha = translated
             target = output / relative
-            write_image(target, pixels, picture.alpha())
+            write_image(target, pixels, alpha)
             written.append(str(target))
-            del picture, pixels
+            del translated, pixels, alpha
             bar.update(i)
     if not written:
         raise TranslateError(f"no image was translated: all {len(files)} input(s) were skipped")

@@ -28,8 +28,12 @@ INTEGRITY = {
     "@litertjs/wasm-utils": "sha384-HIPwlWsctS5BRqrnvJKDVJ8SvqKB0QmiImdr6+hpP7+8UqeMJX/qrBkdfKQV2WZ/",
 }
 # The runtime files loadLiteRt picks from a folder without the threads/jspi options: relaxed SIMD, or compat.
-WASM_FILES = ("litert_wasm_internal.js", "litert_wasm_internal.wasm", "litert_wasm_compat_internal.js",
-              "litert_wasm_compat_internal.wasm")
+WASM_FILES = (
+    "litert_wasm_internal.js",
+    "litert_wasm_internal.wasm",
+    "litert_wasm_compat_internal.js",
+    "litert_wasm_compat_internal.wasm",
+)
 PAGE = Path(__file__).resolve().parent / "page"
 VARIANTS = ("fp16", "fp32")
 EXAMPLES = 3
@@ -52,8 +56,11 @@ def fixed_size_tflite(generator, channels, size, variant):
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint("serving_default", lambda images: {"translated": generator(images, training=False)},
-                         input_signature=[tf.TensorSpec([1, size, size, channels], tf.float32, name="images")])
+    archive.add_endpoint(
+        "serving_default",
+        lambda images: {"translated": generator(images, training=False)},
+        input_signature=[tf.TensorSpec([1, size, size, channels], tf.float32, name="images")],
+    )
     with tempfile.TemporaryDirectory() as folder:
         archive.write_out(folder, verbose=False)
         return convert_tflite(folder, variant)
@@ -73,8 +80,10 @@ def runtime_source(litert_js):
         raise WebExportError(f"--litert_js: {missing[0]} is missing (npm install @litertjs/core@{LITERT_VERSION})")
     for name, (package, path) in MODULES.items():
         if sri((scope / package / path).read_bytes()) != INTEGRITY[name]:
-            raise WebExportError(f"--litert_js: {scope / package / path} is not {name}@{LITERT_VERSION} "
-                                 "(its hash differs from the pinned one)")
+            raise WebExportError(
+                f"--litert_js: {scope / package / path} is not {name}@{LITERT_VERSION} "
+                "(its hash differs from the pinned one)"
+            )
     return _import_map({name: f"./{target}" for name, target in targets.items()}), "litert/wasm/", copies
 
 
@@ -85,8 +94,10 @@ def _npm_scope(folder):
         if package.is_file():
             version = json.loads(package.read_text()).get("version")
             if version != LITERT_VERSION:
-                raise WebExportError(f"--litert_js: {package} is version {version}; the page is pinned to "
-                                     f"{LITERT_VERSION} (npm install @litertjs/core@{LITERT_VERSION})")
+                raise WebExportError(
+                    f"--litert_js: {package} is version {version}; the page is pinned to "
+                    f"{LITERT_VERSION} (npm install @litertjs/core@{LITERT_VERSION})"
+                )
             return scope
     raise WebExportError(f"--litert_js: no @litertjs/core under {folder} (npm install @litertjs/core@{LITERT_VERSION})")
 
@@ -139,8 +150,10 @@ def export_web(run_dir, output="export", size=0, litert_js="", variant="fp16", c
         shutil.rmtree(staging, ignore_errors=True)
         raise
     for direction, report in reports.items():
-        log(f"{direction}: web model {target / report['model']} ({report['bytes'] / 1e6:.1f} MB {variant}, "
-            f"{size}x{size}, max abs diff vs Keras {report['max_abs_diff']:.1e})")
+        log(
+            f"{direction}: web model {target / report['model']} ({report['bytes'] / 1e6:.1f} MB {variant}, "
+            f"{size}x{size}, max abs diff vs Keras {report['max_abs_diff']:.1e})"
+        )
     log(f"web page: {target / 'index.html'} — try it with: python -m http.server -d {target}")
     return target, reports
 
@@ -149,8 +162,14 @@ def _write_page(folder, config, generators, size, variant, import_map, wasm, cop
     from tf_cyclegan.exporter import verify_tflite  # checked as every other export: the same tolerances
 
     data = config.data
-    manifest = {"name": config.name, "size": size, "background": data.background, "variant": variant,
-                "litert": {"version": LITERT_VERSION, "wasm": wasm}, "directions": {}}
+    manifest = {
+        "name": config.name,
+        "size": size,
+        "background": data.background,
+        "variant": variant,
+        "litert": {"version": LITERT_VERSION, "wasm": wasm},
+        "directions": {},
+    }
     reports = {}
     (folder / "examples").mkdir()
     for direction, generator in generators.items():
@@ -163,8 +182,12 @@ def _write_page(folder, config, generators, size, variant, import_map, wasm, cop
         for name, contents in examples(config, direction).items():
             (folder / "examples" / name).write_bytes(contents)
             names.append(f"examples/{name}")
-        manifest["directions"][direction] = {"model": f"{direction}.tflite", "input_channels": channels_in,
-                                             "output_channels": channels_out, "examples": names}
+        manifest["directions"][direction] = {
+            "model": f"{direction}.tflite",
+            "input_channels": channels_in,
+            "output_channels": channels_out,
+            "examples": names,
+        }
         reports[direction] = {"model": f"{direction}.tflite", "bytes": len(model), "max_abs_diff": diff}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     page = (PAGE / "index.html").read_text(encoding="utf-8").replace("{{IMPORT_MAP}}", import_map)

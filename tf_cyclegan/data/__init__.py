@@ -7,9 +7,15 @@ quiet TensorFlow) before TensorFlow is imported.
 import importlib
 
 _PUBLIC = {
-    "DomainReport": "preflight", "check": "preflight",
-    "UnpairedPipeline": "pipeline", "steps_per_epoch": "pipeline",
-    "DataError": "sources", "Domain": "sources", "Domains": "sources", "list_folder": "sources", "resolve": "sources",
+    "DomainReport": "preflight",
+    "check": "preflight",
+    "UnpairedPipeline": "pipeline",
+    "steps_per_epoch": "pipeline",
+    "DataError": "sources",
+    "Domain": "sources",
+    "Domains": "sources",
+    "list_folder": "sources",
+    "resolve": "sources",
     "prepare": "assemble",
 }
 __all__ = list(_PUBLIC)

@@ -17,8 +17,12 @@ def main(argv=None):
     check.add_argument("--image_size", type=int, default=256, help="crop size to compare image sizes with")
     check.add_argument("--channels", type=int, default=3, choices=(1, 3))
     check.add_argument("--data_dir", default="", help="TFDS data directory")
-    check.add_argument("--max_pixels", type=int, default=DataConfig().max_pixels,
-                       help="images whose header declares more pixels are reported and never decoded (0 = no limit)")
+    check.add_argument(
+        "--max_pixels",
+        type=int,
+        default=DataConfig().max_pixels,
+        help="images whose header declares more pixels are reported and never decoded (0 = no limit)",
+    )
     check.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
     cli.quiet_tensorflow(args.verbose)
@@ -26,9 +30,14 @@ def main(argv=None):
     from tf_cyclegan import data as data_lib
 
     config = DataConfig(
-        dataset=args.dataset, image_size=args.image_size, channels_a=args.channels, channels_b=args.channels,
-        data_dir=args.data_dir, max_pixels=args.max_pixels,
+        dataset=args.dataset,
+        image_size=args.image_size,
+        channels_a=args.channels,
+        channels_b=args.channels,
+        data_dir=args.data_dir,
+        max_pixels=args.max_pixels,
     )
+
     def check_data():
         domains, reports = data_lib.check(data_lib.resolve(config), config)
         print(f"data: {domains.description}")

@@ -38,8 +38,9 @@ def _little(b, start, count):
 
 def _big(b, start, count):
     """The big-endian unsigned integer in ``b[start : start + count]``."""
-    return tf.reduce_sum(b[start : start + count] * tf.constant([256 ** (count - 1 - i) for i in range(count)],
-                                                                 tf.int64))
+    return tf.reduce_sum(
+        b[start : start + count] * tf.constant([256 ** (count - 1 - i) for i in range(count)], tf.int64)
+    )
 
 
 # What ``kind`` returns.
@@ -62,8 +63,15 @@ def is_gif(contents):
 def kind(contents, head=None):
     """int32 scalar: PNG, JPEG, GIF, BMP, WEBP or UNKNOWN, from the file's first bytes (``head``: 12 or more)."""
     head = _bytes_at(contents, 0, 12) if head is None else head
-    found = tf.stack([_head_is(head, PNG_SIGNATURE), _head_is(head, b"\xff\xd8\xff"), _head_is(head, b"GIF8"),
-                      _head_is(head, b"BM"), _head_is(head, b"RIFF") & _head_is(head, b"WEBP", 8)])
+    found = tf.stack(
+        [
+            _head_is(head, PNG_SIGNATURE),
+            _head_is(head, b"\xff\xd8\xff"),
+            _head_is(head, b"GIF8"),
+            _head_is(head, b"BM"),
+            _head_is(head, b"RIFF") & _head_is(head, b"WEBP", 8),
+        ]
+    )
     return tf.where(tf.reduce_any(found), tf.cast(tf.argmax(tf.cast(found, tf.int32)), tf.int32) + 1, UNKNOWN)
 
 
@@ -178,12 +186,22 @@ def inspect(contents):
     too_short = tf.logical_not(arithmetic) & (scan_bytes * 8 < blocks)
     rest = tf.strings.substr(contents, tf.cast(tf.maximum(sos, 0), tf.int32), tf.cast(scan_bytes, tf.int32))
     ends = tf.size(tf.strings.split(rest, sep=b"\xff\xd9", maxsplit=1)) > 1  # an end-of-image marker after the scan
-    why = tf.where(sos < 0, "cut short (no image data)", tf.where(
-        too_short, tf.strings.format("cut short ({} bytes cannot hold {} x {} pixels)", [length, size[1], size[0]]),
-        tf.where(ends, "", "cut short (no end-of-image marker)")))
-    return {"kind": file_kind, "size": size, "problem": tf.where(jpeg, why, ""),
-            "orientation": tf.where(jpeg, _exif_orientation(contents, tiff), _i64(1)),
-            "gif_end": _gif_end(contents, tf.equal(file_kind, GIF))}
+    why = tf.where(
+        sos < 0,
+        "cut short (no image data)",
+        tf.where(
+            too_short,
+            tf.strings.format("cut short ({} bytes cannot hold {} x {} pixels)", [length, size[1], size[0]]),
+            tf.where(ends, "", "cut short (no end-of-image marker)"),
+        ),
+    )
+    return {
+        "kind": file_kind,
+        "size": size,
+        "problem": tf.where(jpeg, why, ""),
+        "orientation": tf.where(jpeg, _exif_orientation(contents, tiff), _i64(1)),
+        "gif_end": _gif_end(contents, tf.equal(file_kind, GIF)),
+    }
 
 
 def problem(contents):
@@ -226,10 +244,20 @@ def _gif_end(contents, active):
         extension, image = at_block & (b[0] == 0x21), at_block & (b[0] == 0x2C)
         in_blocks = state > 0
         end_of_blocks = in_blocks & (b[0] == 0)
-        position = tf.where(extension, position + 2, tf.where(image, position + 11 + image_table,
-                            tf.where(in_blocks, position + 1 + b[0], length)))
-        state = tf.where(extension, _i64(1), tf.where(image, _i64(2), tf.where(
-            end_of_blocks, tf.where(state == 2, _i64(3), _i64(0)), tf.where(in_blocks, state, _i64(3)))))
+        position = tf.where(
+            extension,
+            position + 2,
+            tf.where(image, position + 11 + image_table, tf.where(in_blocks, position + 1 + b[0], length)),
+        )
+        state = tf.where(
+            extension,
+            _i64(1),
+            tf.where(
+                image,
+                _i64(2),
+                tf.where(end_of_blocks, tf.where(state == 2, _i64(3), _i64(0)), tf.where(in_blocks, state, _i64(3))),
+            ),
+        )
         return position, state, steps + 1
 
     end, _, _ = tf.while_loop(going, step, (start, _i64(0), _i64(0)))

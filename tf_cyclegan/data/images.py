@@ -50,11 +50,16 @@ def refuse_unless_whole(contents, facts, max_pixels=0, limit_note=""):
     known to be cut short (``facts``: ``formats.inspect``)."""
     size, checks = facts["size"], []
     if max_pixels:  # first: the message that says what the header declares
-        checks.append(tf.debugging.Assert(size[0] * size[1] <= max_pixels, [
-            f"image of more than {max_pixels} pixels refused before decoding{limit_note}: height, width =", size]))
+        checks.append(
+            tf.debugging.Assert(
+                size[0] * size[1] <= max_pixels,
+                [f"image of more than {max_pixels} pixels refused before decoding{limit_note}: height, width =", size],
+            )
+        )
     with tf.control_dependencies(checks):
-        whole = tf.debugging.Assert(tf.equal(facts["problem"], ""), ["image refused before decoding:",
-                                                                      facts["problem"]])
+        whole = tf.debugging.Assert(
+            tf.equal(facts["problem"], ""), ["image refused before decoding:", facts["problem"]]
+        )
     with tf.control_dependencies([whole]):
         return tf.identity(contents)
 
@@ -77,8 +82,9 @@ def decode_pixels(contents, dtype=tf.uint8, facts=None):
 
     def widened(rgb):  # uint8 RGB → dtype RGBA, opaque
         pixels = tf.cast(rgb, dtype) * (257 if dtype == tf.uint16 else 1)
-        return tf.concat([pixels, tf.fill(tf.concat([tf.shape(pixels)[:2], [1]], 0), tf.constant(dtype.max, dtype))],
-                         -1)
+        return tf.concat(
+            [pixels, tf.fill(tf.concat([tf.shape(pixels)[:2], [1]], 0), tf.constant(dtype.max, dtype))], -1
+        )
 
     def png():  # decode_png expands gray and palettes and honours a colour key (tRNS) when asked for 4 channels
         return tf.io.decode_png(contents, 4, dtype)
@@ -108,8 +114,9 @@ def decode_rgba(contents, max_pixels=0, limit_note=""):
     contents = refuse_unless_whole(contents, facts, max_pixels, limit_note)
     pixels = decode_pixels(contents, tf.uint16, facts)
     # 8-bit values are held times 257: divided back first, so they map to v / 255 exactly as an 8-bit decode would.
-    rgba = tf.where(is_sixteen_bit(contents), tf.cast(pixels, tf.float32) / 65535.0,
-                    tf.cast(pixels // 257, tf.float32) / 255.0)
+    rgba = tf.where(
+        is_sixteen_bit(contents), tf.cast(pixels, tf.float32) / 65535.0, tf.cast(pixels // 257, tf.float32) / 255.0
+    )
     rgba.set_shape([None, None, 4])
     return rgba
 
@@ -137,8 +144,11 @@ def decode(contents, channels=3, background=(1.0, 1.0, 1.0), max_pixels=0):
 
 @functools.cache
 def _decoder(channels, background, max_pixels):
-    return tf.function(lambda contents: composite(decode_rgba(contents, max_pixels), channels, background),
-                       input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+    return tf.function(
+        lambda contents: composite(decode_rgba(contents, max_pixels), channels, background),
+        input_signature=[tf.TensorSpec([], tf.string)],
+        autograph=False,
+    )
 
 
 def _resize(image, height, width):

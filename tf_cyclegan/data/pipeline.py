@@ -99,8 +99,10 @@ class UnpairedPipeline:
         ``limit`` images are taken evenly spaced through the split. Falls back to the
         training split when the dataset has no test split.
         """
-        domain = (self.domains.test_a or self.domains.train_a) if split == "A" else (
-            self.domains.test_b or self.domains.train_b
+        domain = (
+            (self.domains.test_a or self.domains.train_a)
+            if split == "A"
+            else (self.domains.test_b or self.domains.train_b)
         )
         channels = self.data.channels_a if split == "A" else self.data.channels_b
         count = len(domain) if limit is None else min(limit, len(domain))

@@ -56,9 +56,11 @@ def _decoded_sizes(domain, max_pixels):
         declared, why = facts["size"], facts["problem"]
         within = tf.logical_or(max_pixels <= 0, declared[0] * declared[1] <= max_pixels)
         why = tf.where(within, why, "")
-        decoded = tf.cond(within & tf.equal(why, ""),
-                          lambda: tf.cast(tf.shape(decode_pixels(contents, tf.uint8, facts))[:2], tf.int64),
-                          lambda: declared)
+        decoded = tf.cond(
+            within & tf.equal(why, ""),
+            lambda: tf.cast(tf.shape(decode_pixels(contents, tf.uint8, facts))[:2], tf.int64),
+            lambda: declared,
+        )
         return index, decoded, within, why
 
     dataset = (
@@ -106,8 +108,9 @@ def check(domains, data):
     channels = {"A": data.channels_a, "B": data.channels_b}
     clean = {}
     for name, domain in domains.splits().items():
-        kept, report = check_domain(domain, channels[name[-1]], data.image_size, required=name.startswith("train"),
-                                    max_pixels=data.max_pixels)
+        kept, report = check_domain(
+            domain, channels[name[-1]], data.image_size, required=name.startswith("train"), max_pixels=data.max_pixels
+        )
         clean[name] = kept
         reports.append(report)
     result = dataclasses.replace(

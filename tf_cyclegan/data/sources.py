@@ -50,9 +50,7 @@ class Domain:
 
     def subset(self, keep):
         keep = sorted(keep)
-        return dataclasses.replace(
-            self, items=[self.items[i] for i in keep], labels=[self.labels[i] for i in keep]
-        )
+        return dataclasses.replace(self, items=[self.items[i] for i in keep], labels=[self.labels[i] for i in keep])
 
 
 @dataclasses.dataclass
@@ -67,7 +65,10 @@ class Domains:
         return {
             name: domain
             for name, domain in (
-                ("trainA", self.train_a), ("trainB", self.train_b), ("testA", self.test_a), ("testB", self.test_b)
+                ("trainA", self.train_a),
+                ("trainB", self.train_b),
+                ("testA", self.test_a),
+                ("testB", self.test_b),
             )
             if domain is not None
         }
@@ -98,7 +99,9 @@ def _from_root(root, description):
     root = Path(root)
     missing = [s for s in ("trainA", "trainB") if not (root / s).is_dir()]
     if missing:
-        raise DataError(f"--dataset: {root} has no {' or '.join(missing)} folder (expected trainA/ trainB/ [testA/ testB/])")
+        raise DataError(
+            f"--dataset: {root} has no {' or '.join(missing)} folder (expected trainA/ trainB/ [testA/ testB/])"
+        )
     return Domains(
         description=description,
         train_a=list_folder(root / "trainA", "trainA"),
@@ -155,9 +158,7 @@ def _tfds_domains(name, data_dir, max_size):
     missing = [s for s in ("trainA", "trainB") if s not in splits]
     if missing:
         raise DataError(f"--dataset={name}: TFDS splits {list(splits)} lack {', '.join(missing)}")
-    image_key = next(
-        (k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image)), None
-    )
+    image_key = next((k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image)), None)
     if image_key is None:
         raise DataError(f"--dataset={name}: the TFDS dataset has no image feature")
 
