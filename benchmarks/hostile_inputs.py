@@ -27,7 +27,7 @@ MEASURED = (
 SERVE = """
 import base64, json, sys
 import tensorflow as tf
-from tf_cyclegan.serving import predict_rest
+from tf_cyclegan.rest_emulation import predict_rest
 loaded = tf.saved_model.load(sys.argv[1])
 body = {"signature_name": "translate_bytes", "instances": [{"b64": base64.b64encode(open(sys.argv[2], "rb").read())
                                                              .decode()}]}

@@ -38,8 +38,7 @@ def main():
     from tf_cyclegan import config as config_lib
     from tf_cyclegan import data as data_lib
     from tf_cyclegan import evaluator as evaluate
-    from tf_cyclegan import factory, run
-    from tf_cyclegan.trainer import Trainer
+    from tf_cyclegan import factory, run, trainer
 
     if args.from_run:
         try:
@@ -57,9 +56,9 @@ def main():
         config.data.dataset, config.run_dir = args.data, args.run_dir
         config.train.steps = args.steps or config.train.steps
         config.name, config.train.num_samples = "quality_emoji", 0
-        trainer = Trainer(config_lib.validate(config), log=lambda line: None, progress=False)
-        minutes = trainer.run().get("seconds", 0) / 60
-        generator_ab, generator_ba = trainer.model.generator_ab, trainer.model.generator_ba
+        session = trainer.start_session(config_lib.validate(config))
+        minutes = trainer.run_session(session, log=lambda line: None, progress=False).get("seconds", 0) / 60
+        generator_ab, generator_ba = session.model.generator_ab, session.model.generator_ba
         trained = f"{config.train.steps} steps ({minutes:.1f} min)"
     features, note = None, ""
     try:

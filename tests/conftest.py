@@ -50,4 +50,16 @@ def tiny_run(tmp_path_factory):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return types.SimpleNamespace(path=root / "run", stdout=result.stdout, stderr=result.stderr)
+    before = _listing(root / "run")
+    yield types.SimpleNamespace(path=root / "run", stdout=result.stdout, stderr=result.stderr)
+    changed = sorted(set(before.items()) ^ set(_listing(root / "run").items()))
+    assert not changed, f"a test wrote into the shared tiny_run (copy it first): {changed[:5]}"
+
+
+def _listing(folder):
+    """{relative path: (size, mtime)} of every file under ``folder``."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file()
+    }

@@ -133,7 +133,7 @@ def test_a_bomb_in_a_serving_request_is_refused_before_decoding(tmp_path):
 
     from tf_cyclegan import build_generator
     from tf_cyclegan.exporter import make_serving_archive
-    from tf_cyclegan.serving import predict_rest
+    from tf_cyclegan.rest_emulation import predict_rest
 
     make_serving_archive(build_generator("resnet_1blocks", ngf=4), 3, (1.0, 1.0, 1.0), max_pixels=1_000_000).write_out(
         str(tmp_path / "model"), verbose=False

@@ -1,5 +1,4 @@
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -10,11 +9,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from trainrun import ENV
 
 from tf_cyclegan import metrics
 from tf_cyclegan.evaluator import FeatureNetwork, evaluate_direction, format_table
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def test_paired_metrics_on_known_pairs():
@@ -125,7 +123,8 @@ def test_a_resumed_run_reads_best_json_and_replaces_it_only_when_beaten(tiny_run
 
 
 def test_evaluate_cli_reports_paired_metrics_and_says_why_kid_is_missing(tiny_run, tmp_path):
-    run = tiny_run.path
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)  # evaluate writes eval.json and logs/eval into the run: a copy of it
     missing = tmp_path / "no_such_inception.h5"  # no KID/FID features, whatever the network or the Keras cache hold
     result = subprocess.run(
         [

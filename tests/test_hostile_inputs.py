@@ -126,7 +126,7 @@ SERVE = """
 import base64, io, json, sys
 import numpy as np, tensorflow as tf
 from PIL import Image
-from tf_cyclegan.serving import predict_rest
+from tf_cyclegan.rest_emulation import predict_rest
 sys.path.insert(0, sys.argv[2])
 from badfiles import bomb_png, declaring_jpeg, png_bytes
 loaded = tf.saved_model.load(sys.argv[1])

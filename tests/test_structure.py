@@ -1,6 +1,7 @@
 """The package's shape: imports in one direction, CLIs over the library, small files and functions."""
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tf_cyclegan"
@@ -93,3 +94,12 @@ def test_files_and_functions_stay_small():
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 assert node.end_lineno - node.lineno < 60, f"{path}:{node.lineno} {node.name}"
+
+
+def test_every_module_is_in_the_architecture_table():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    rows = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]  # the table's first column
+    listed = {name for row in rows for name in re.findall(r"`([\w/]+\.py)`", row)}
+    modules = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")}
+    assert not modules - listed, f"add to docs/architecture.md's module table: {sorted(modules - listed)}"
+    assert not listed - modules, f"docs/architecture.md lists modules that do not exist: {sorted(listed - modules)}"

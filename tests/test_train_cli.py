@@ -1,5 +1,4 @@
 import json
-import os
 import re
 import signal
 import subprocess
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from trainrun import ENV, run_train, saved_values
 
 from tf_cyclegan import config as config_lib
 
@@ -29,19 +29,6 @@ TINY = [
 SMALL_NETWORK = ["--generator=resnet", "--n_blocks=1"]
 
 
-def run_cli(args, cwd, timeout=300, **kwargs):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
-
-
 def read_events(logdir):
     tags = {}
     for path in Path(logdir).rglob("events.out.tfevents.*"):
@@ -49,14 +36,6 @@ def read_events(logdir):
             for value in event.summary.value:
                 tags.setdefault(value.tag, []).append(event.step)
     return tags
-
-
-def final_weights(run_dir):
-    checkpoint = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
-    reader = tf.train.load_checkpoint(checkpoint)
-    skip = ("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter")
-    names = sorted(n for n, _ in tf.train.list_variables(checkpoint) if not n.startswith(skip))
-    return checkpoint, {n: reader.get_tensor(n) for n in names}
 
 
 def test_cli_trains_and_writes_a_complete_run_directory(tiny_run):
@@ -115,12 +94,11 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
         "--sample_every_steps=1000",
         *TINY[:5],
     ]
-    straight = run_cli([*common, "--run_dir=straight"], cwd=tmp_path)
+    straight = run_train([*common, "--run_dir=straight"], cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "tf_cyclegan.train", *common, "--run_dir=resumed"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / "resumed" / "checkpoints"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -134,11 +112,11 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     killed_at = int(tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1])
     assert 30 <= killed_at < 120
 
-    resumed = run_cli(common + ["--run_dir=resumed"], cwd=tmp_path)
+    resumed = run_train(common + ["--run_dir=resumed"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout and f"at step {killed_at}/120" in resumed.stdout
-    path_a, weights_a = final_weights(tmp_path / "straight")
-    path_b, weights_b = final_weights(tmp_path / "resumed")
+    path_a, path_b = (latest(tmp_path / name / "checkpoints") for name in ("straight", "resumed"))
+    weights_a, weights_b = saved_values(path_a), saved_values(path_b)
     assert path_a.endswith("ckpt-120") and path_b.endswith("ckpt-120")
     assert weights_a.keys() == weights_b.keys() and any("pool_a" in n for n in weights_a)
     for name in weights_a:
@@ -150,7 +128,6 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
 # SIGINT and SIGTERM share one handler; Ctrl-C (SIGINT) is also sent to a worker in test_distribute.py.
 @pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM])
 def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [
         sys.executable,
         "-m",
@@ -163,7 +140,7 @@ def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
         "--sample_every_steps=1",
     ]
     process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (tmp_path / "run" / "samples" / "step_0000002_b2a.png").exists():
@@ -191,7 +168,7 @@ def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
     ],
 )
 def test_bad_flags_are_one_line_errors(tmp_path, flag, needle):
-    result = run_cli([flag, "--steps=1"], cwd=tmp_path, timeout=120)
+    result = run_train([flag, "--steps=1"], cwd=tmp_path, timeout=120)
     assert result.returncode in (1, 2) and (result.returncode == 2 or "dataset" in flag)
     lines = [l for l in result.stderr.splitlines() if "tf_cyclegan.train: error:" in l]
     assert len(lines) == 1 and needle in lines[0], result.stderr[-1500:]
@@ -199,7 +176,7 @@ def test_bad_flags_are_one_line_errors(tmp_path, flag, needle):
 
 
 def test_help_lists_the_documented_flags(tmp_path):
-    result = run_cli(["--help"], cwd=tmp_path, timeout=60)
+    result = run_train(["--help"], cwd=tmp_path, timeout=60)
     assert result.returncode == 0
     for flag in (
         "--dataset",
@@ -286,7 +263,7 @@ def test_dataset_name_picks_its_preset_and_flags_override_it():
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
     # An absurd learning rate blows the weights up after the first update, so step 2's losses are not finite.
-    result = run_cli(
+    result = run_train(
         [
             "--steps=20",
             "--run_dir=run",
@@ -313,7 +290,7 @@ def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
     """The README's first command, unchanged: on the 94 paired test emoji its translations must be closer to the
     real Twemoji than the Noto inputs are (L1 and SSIM), and its samples must be written."""
     started = time.monotonic()
-    result = run_cli(["--run_dir=run"], cwd=tmp_path, timeout=1500)
+    result = run_train(["--run_dir=run"], cwd=tmp_path, timeout=1500)
     minutes = (time.monotonic() - started) / 60
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted((tmp_path / "run" / "samples").glob("*_a2b.png"))
@@ -336,7 +313,7 @@ def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
 
 
 def quickstart_scores(tmp_path, *flags):
-    result = run_cli(["--run_dir=run", *flags], cwd=tmp_path, timeout=1500)
+    result = run_train(["--run_dir=run", *flags], cwd=tmp_path, timeout=1500)
     assert result.returncode == 0, result.stderr[-2000:]
     evaluated = subprocess.run(
         [sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle"],

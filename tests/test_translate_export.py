@@ -1,6 +1,5 @@
 import base64
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,20 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from trainrun import ENV, cli
 
 from tf_cyclegan import build_generator
 from tf_cyclegan.exporter import convert_tflite, export_run, make_serving_archive, run_tflite
-from tf_cyclegan.serving import predict_rest
+from tf_cyclegan.rest_emulation import predict_rest
 from tf_cyclegan.translator import Translator
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def cli(module, *args, cwd=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,13 @@ def run_train(args, cwd, timeout=600, env=None):
     return subprocess.run(train_command(args), cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout)
 
 
+def cli(module, *args, cwd=None, timeout=300):
+    """``python -m <module> <args>`` as a user runs it, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def checked(result):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr

@@ -63,10 +63,10 @@ def main(argv=None):
 
 def train(args):
     config = config_from_args(args)
-    from tf_cyclegan.trainer import Trainer
+    from tf_cyclegan import trainer  # here, not at the top: TensorFlow stays out of --help
 
     try:
-        summary = Trainer(config, progress=True).run()
+        summary = trainer.train(config, progress=True)
     except KeyboardInterrupt:
         raise Stopped("interrupted before the first training step; nothing was saved") from None
     print_summary(summary)

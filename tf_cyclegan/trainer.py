@@ -2,36 +2,32 @@
 
 ``strategy.run(model.train_step, ...)`` is driven by our own loop (not ``fit``), so
 single-device, Mirrored and MultiWorkerMirrored training share one code path. A run is
-four phases: prepare (strategy, data, model), restore, loop, finish.
+four phases: prepare (strategy, data, model), restore, the loop (a Trainer driving
+hooks.py's periodic jobs), finish.
 """
 
 import contextlib
 import dataclasses
-import math
-import sys
 import time
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 from tf_cyclegan import data as data_lib
-from tf_cyclegan import distribute, factory, footprint, run, samples
+from tf_cyclegan import distribute, factory, footprint, run
+from tf_cyclegan import hooks as hooks_lib
 from tf_cyclegan import precision as precision_lib
-from tf_cyclegan.checkpoints import CheckpointError, CheckpointKeeper, step_of
-from tf_cyclegan.errors import Stopped, UserError
+from tf_cyclegan.checkpoints import CheckpointKeeper
+from tf_cyclegan.errors import Stopped
 from tf_cyclegan.evaluator import PeriodicEvaluation
 from tf_cyclegan.health import TrainingHealth
+from tf_cyclegan.hooks import TrainingError
 from tf_cyclegan.optimizers import FusedAdam
 from tf_cyclegan.runtime import run_settings
 from tf_cyclegan.schedule import LinearDecay, schedule_steps
 from tf_cyclegan.stopping import StopSignals
 
-SHOWN = ("generator_total", "cycle_a", "cycle_b", "disc_a", "disc_b")
-
-
-class TrainingError(UserError, RuntimeError):
-    """Training stopped for a reason the user must act on (message is one line)."""
+__all__ = ["Session", "Trainer", "TrainingError", "TrainingStopped", "Unhealthy", "train"]
 
 
 class Unhealthy(TrainingError):
@@ -44,279 +40,267 @@ class TrainingStopped(Stopped, TrainingError):
     """Ctrl-C or SIGTERM (here or on another worker) stopped the run; it saved a checkpoint first if it could."""
 
 
-class Interrupted(Exception):
-    pass
+@dataclasses.dataclass
+class Session:
+    """What one run trains with, built once in order (``prepare``) and handed to the hooks and the Trainer."""
 
+    config: object  # config.Config, with ``auto`` precision resolved for this machine
+    precision: precision_lib.Choice
+    strategy: tf.distribute.Strategy
+    paths: run.RunPaths
+    pipeline: object = None  # data.UnpairedPipeline
+    model: object = None  # model.CycleGAN, compiled under the strategy
+    checkpoint: object = None  # tf.train.Checkpoint of the model, optimizers, pools and data position
+    keeper: CheckpointKeeper = None
+    total: int = 0
 
-class Trainer:
-    """Runs (or resumes) the training a config describes, in ``config.run_dir``."""
+    @property
+    def chief(self):
+        return distribute.is_chief(self.strategy)
 
-    def __init__(self, config, log=print, progress=True):
-        self.config = config
-        self.precision = None  # the precision.Choice made at start (``auto`` resolved for this machine)
-        self.log = log
-        self.progress = progress
-        self.paths = run.RunPaths(Path(config.run_dir))
-
-    def run(self):
-        """Trains to the configured number of steps; returns a summary dict."""
-        self._choose_precision()
-        train = self.config.train
-        with run_settings(train.seed, train.deterministic, train.precision):
-            self._start_strategy()
-            with self._lock():
-                self._prepare()
-                resumed_from = self._restore()
-                start = self.step
-                summary = {"run_dir": str(self.paths.root), "start_step": start, "total_steps": self.total}
-                if start >= self.total:
-                    self.log(f"nothing to do: the run is already at step {start}/{self.total}")
-                    return {**summary, "final_step": start, "checkpoint": resumed_from}
-                return {**summary, **self._loop(start, resumed_from)}
-
-    @contextlib.contextmanager
-    def _lock(self):
-        """Holds the run directory's lock (the chief alone under multi-worker training)."""
-        if not self.chief:
-            yield
-            return
-        with run.RunLock(self.paths.root, self.log):
-            yield
-
-    # Phase 1: prepare.
-
-    def _choose_precision(self):
-        """Resolves ``auto`` for this machine; config.yaml then records the precision actually used."""
-        self.precision = precision_lib.choose_here(self.config.train.precision)
-        train = dataclasses.replace(self.config.train, precision=self.precision.precision)
-        self.config = dataclasses.replace(self.config, train=train)
-
-    def _start_strategy(self):
-        train = self.config.train
-        self.strategy = distribute.make_strategy(train.strategy, train.cpu_replicas)
-        self.chief = distribute.is_chief(self.strategy)
-        self.multi_worker = distribute.is_multi_worker(self.strategy)
-
-    def _prepare(self):
-        config, train = self.config, self.config.train
-        if note := distribute.jit_note(train.jit_compile):
-            self.log(note)
-        replicas = self.strategy.num_replicas_in_sync
-        if train.batch_size % replicas:
-            raise TrainingError(f"--batch_size={train.batch_size} must be divisible by the {replicas} replicas")
-        self.pipeline = data_lib.prepare(config.data, train.batch_size, train.seed, report=self.log)
-        footprint.check_training_fits(config, self.pipeline.domains)  # before the pools are allocated
-        self.total, constant, decay = schedule_steps(train, self.pipeline.steps_per_epoch)
-        self._build(constant, decay)
-
-    def _build(self, constant, decay):
-        optim, train = self.config.optimizer, self.config.train
-        with self.strategy.scope():
-            self.model = factory.build_model(self.config)
-            optimizers = [
-                FusedAdam(LinearDecay(optim.lr, constant, decay), beta_1=optim.beta1, beta_2=optim.beta2)
-                for _ in range(2)
-            ]
-            self.model.compile(*optimizers, jit_compile=train.jit_compile)
-            self.checkpoint = factory.make_checkpoint(self.model)
-        directory = Path(distribute.worker_dir(str(self.paths.checkpoints), self.strategy))
-        directory.mkdir(parents=True, exist_ok=True)
-        self.keeper = CheckpointKeeper(self.checkpoint, directory, train.keep_checkpoints, self.log)
-
-    # Phase 2: restore.
-
-    def _restore(self):
-        latest = self.keeper.restore(self.paths.checkpoints)  # every worker resumes from the chief's
-        if self.chief:
-            run.write_config(self.config, self.paths.root)
-        train = self.config.train
-        if latest:
-            self.log(f"resuming from {latest} at step {self.step}/{self.total}")
-        self.log(
-            f"training {self.total} steps ({self.pipeline.steps_per_epoch} steps/epoch, global batch "
-            f"{train.batch_size}, {self.strategy.num_replicas_in_sync} replica(s)) in {self.paths.root}"
-        )
-        self.log(self.precision.line())
-        return latest
+    @property
+    def multi_worker(self):
+        return distribute.is_multi_worker(self.strategy)
 
     @property
     def step(self):
         return int(self.model.generator_optimizer.iterations.numpy())
 
-    # Phase 3: the loop.
 
-    def _loop(self, start, resumed_from):
-        config = self.config
-        self.evaluation = PeriodicEvaluation(config, self.pipeline, self.checkpoint, self.chief, self._say)
-        self.health = None
-        if config.train.health_images and self.chief:
-            self.health = TrainingHealth(
-                self.model, self.pipeline, config, self.paths.health, start, self.total, self._say
-            )
-        self.fixed_images = None
-        if config.train.num_samples:
-            self.fixed_images = (
-                self.pipeline.test_images("A", config.train.num_samples)[0],
-                self.pipeline.test_images("B", config.train.num_samples)[0],
-            )
-        self.writer = (
-            tf.summary.create_file_writer(str(self.paths.logs / "train"))
-            if self.chief
-            else tf.summary.create_noop_writer()
+def train(config, log=print, progress=True):
+    """Trains (or resumes) the run ``config`` describes, in ``config.run_dir``; returns a summary dict.
+
+    Four phases: prepare (strategy, data, model, checkpoints), restore, the loop (Trainer and its
+    hooks), finish. To keep the trained model at hand (benchmarks do), call ``start_session`` and
+    ``run_session`` instead and read ``session.model``.
+    """
+    return run_session(start_session(config), log, progress)
+
+
+def start_session(config):
+    """The Session before preparation: ``auto`` precision resolved, paths (no TensorFlow state yet)."""
+    choice = precision_lib.choose_here(config.train.precision)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision=choice.precision))
+    return Session(config, choice, strategy=None, paths=run.RunPaths(Path(config.run_dir)))
+
+
+def run_session(session, log=print, progress=True):
+    """Runs a session from start_session to the end of its training (see ``train``)."""
+    train_settings = session.config.train
+    with run_settings(train_settings.seed, train_settings.deterministic, train_settings.precision):
+        session.strategy = distribute.make_strategy(train_settings.strategy, train_settings.cpu_replicas)
+        with _lock(session, log):
+            prepare(session, log)
+            resumed_from = restore(session, log)
+            start, total = session.step, session.total
+            summary = {"run_dir": str(session.paths.root), "start_step": start, "total_steps": total}
+            if start >= total:
+                log(f"nothing to do: the run is already at step {start}/{total}")
+                return {**summary, "final_step": start, "checkpoint": resumed_from}
+            started = time.perf_counter()
+            trainer, hooks = make_trainer(session, resumed_from, log, progress)
+            step = trainer.run(start)
+            return {
+                **summary,
+                "final_step": step,
+                "checkpoint": trainer.checkpoints.last,
+                "samples": str(session.paths.samples),
+                "logs": str(session.paths.logs),
+                "seconds": time.perf_counter() - started,
+                **({"best": best} if (best := hooks["evaluation"].evaluation.summary()) else {}),
+            }
+
+
+@contextlib.contextmanager
+def _lock(session, log):
+    """Holds the run directory's lock (the chief alone under multi-worker training)."""
+    if not session.chief:
+        yield
+        return
+    with run.RunLock(session.paths.root, log):
+        yield
+
+
+# Phase 1: prepare.
+
+
+def prepare(session, log):
+    """Data, model, optimizers and checkpoint keeper for ``session`` (its strategy is set)."""
+    config, train_settings, strategy = session.config, session.config.train, session.strategy
+    if note := distribute.jit_note(train_settings.jit_compile):
+        log(note)
+    replicas = strategy.num_replicas_in_sync
+    if train_settings.batch_size % replicas:
+        raise TrainingError(f"--batch_size={train_settings.batch_size} must be divisible by the {replicas} replicas")
+    session.pipeline = data_lib.prepare(config.data, train_settings.batch_size, train_settings.seed, report=log)
+    footprint.check_training_fits(config, session.pipeline.domains)  # before the pools are allocated
+    session.total, constant, decay = schedule_steps(train_settings, session.pipeline.steps_per_epoch)
+    optim = config.optimizer
+    with strategy.scope():
+        session.model = factory.build_model(config)
+        optimizers = [
+            FusedAdam(LinearDecay(optim.lr, constant, decay), beta_1=optim.beta1, beta_2=optim.beta2) for _ in range(2)
+        ]
+        session.model.compile(*optimizers, jit_compile=train_settings.jit_compile)
+        session.checkpoint = factory.make_checkpoint(session.model)
+    directory = Path(distribute.worker_dir(str(session.paths.checkpoints), strategy))
+    directory.mkdir(parents=True, exist_ok=True)
+    session.keeper = CheckpointKeeper(session.checkpoint, directory, train_settings.keep_checkpoints, log)
+
+
+# Phase 2: restore.
+
+
+def restore(session, log):
+    """Restores the chief's latest checkpoint (every worker), writes config.yaml; returns that checkpoint or None."""
+    latest = session.keeper.restore(session.paths.checkpoints)
+    if session.chief:
+        run.write_config(session.config, session.paths.root)
+    train_settings = session.config.train
+    if latest:
+        log(f"resuming from {latest} at step {session.step}/{session.total}")
+    log(
+        f"training {session.total} steps ({session.pipeline.steps_per_epoch} steps/epoch, global batch "
+        f"{train_settings.batch_size}, {session.strategy.num_replicas_in_sync} replica(s)) in {session.paths.root}"
+    )
+    log(session.precision.line())
+    return latest
+
+
+# Phase 3: the loop.
+
+
+def make_trainer(session, resumed_from, log=print, progress=True):
+    """The Trainer for a restored session and its hooks by name (see ``standard_hooks``)."""
+    writer = (
+        tf.summary.create_file_writer(str(session.paths.logs / "train"))
+        if session.chief
+        else tf.summary.create_noop_writer()
+    )
+    hooks = standard_hooks(session, writer, resumed_from, log, progress)
+    pipeline, start = session.pipeline, session.step
+    iterator = iter(session.strategy.experimental_distribute_dataset(pipeline.train_dataset(start, session.total)))
+    trainer = Trainer(
+        make_step_function(session.strategy, session.model, iterator),
+        list(hooks.values()),
+        trackers=session.model.train_trackers,
+        checkpoints=hooks["checkpoints"],
+        total=session.total,
+        multi_worker=session.multi_worker,
+        writer=writer,
+    )
+    return trainer, hooks
+
+
+def standard_hooks(session, writer, resumed_from, log=print, progress=True):
+    """The periodic jobs of a run, by name, in the order they run after a step."""
+    config, train_settings, model, total = session.config, session.config.train, session.model, session.total
+    display = hooks_lib.Progress(
+        total, session.pipeline.steps_per_epoch, train_settings.log_every_steps, log, enabled=progress
+    )
+    say = display.say
+    hooks = {}
+    if train_settings.health_images and session.chief:
+        health = TrainingHealth(model, session.pipeline, config, session.paths.health, session.step, total, say)
+        hooks["health"] = hooks_lib.HealthChecks(health, writer, train_settings.sample_every_steps, total)
+    hooks["log"] = hooks_lib.LossLog(
+        model.train_trackers,
+        model.generator_optimizer,
+        train_settings.batch_size,
+        writer,
+        train_settings.log_every_steps,
+        total,
+        session.step,
+    )
+    if train_settings.num_samples and session.chief:
+        count = train_settings.num_samples
+        real_a = session.pipeline.test_images("A", count)[0]
+        real_b = session.pipeline.test_images("B", count)[0]
+        hooks["samples"] = hooks_lib.SampleGrids(
+            model, real_a, real_b, session.paths.samples, writer, train_settings.sample_every_steps, total
         )
-        iterator = iter(self.strategy.experimental_distribute_dataset(self.pipeline.train_dataset(start, self.total)))
-        step_function = self._make_step_function()
-        self.last_checkpoint = resumed_from
-        self.progbar = keras.utils.Progbar(
-            self.total, stateful_metrics=["epoch", "img/s", *SHOWN], unit_name="step", verbose=1 if self.progress else 0
-        )
-        self.bar_open = False  # the terminal's cursor is at the end of the progress bar
-        self.window = (time.perf_counter(), start)
-        started, step = time.perf_counter(), start
-        with StopSignals() as stop_requested:
-            try:
-                while step < self.total:
-                    stop = step_function(iterator, lambda: bool(stop_requested) or self._unhealthy())
-                    step += 1
-                    self._after_step(step)
-                    if stop and step < self.total:
-                        raise Interrupted()
-            except KeyboardInterrupt:
-                self._second_interrupt(step, start)
-            except Interrupted:
-                self._interrupted(step, bool(stop_requested))
-        self.writer.flush()
-        return self._summary(step, time.perf_counter() - started)
+    hooks["checkpoints"] = hooks_lib.Checkpoints(session.keeper, train_settings.save_every_steps, total, resumed_from)
+    evaluation = PeriodicEvaluation(config, session.pipeline, session.checkpoint, session.chief, say)
+    hooks["evaluation"] = hooks_lib.Evaluation(evaluation, model, writer, total)
+    hooks["progress"] = display
+    return hooks
 
-    def _make_step_function(self):
-        """One training step ``(iterator, stop_requested) -> whether to stop after it``.
 
-        ``stop_requested`` is a callable reading this process's signal flag. A signal may reach
-        only one worker of a multi-worker run: there the flag is summed over all replicas with
-        the step, so every worker stops after the same step and all of them join the
-        (collective) checkpoint save instead of one waiting for the others forever. A single
-        process reads its flag after the step, and its step stays the plain ``strategy.run``.
-        """
-        model, strategy = self.model, self.strategy
+def make_step_function(strategy, model, iterator):
+    """One training step ``(stop_requested) -> whether to stop after it``.
 
-        def step_fn(iterator):
-            strategy.run(model.train_step, args=(next(iterator),))
+    ``stop_requested`` is a callable reading this process's stop request. A signal may reach
+    only one worker of a multi-worker run: there the request is summed over all replicas with
+    the step, so every worker stops after the same step and all of them join the
+    (collective) checkpoint save instead of one waiting for the others forever. A single
+    process reads its request after the step, and its step stays the plain ``strategy.run``.
+    """
 
-        if self.multi_worker:
+    def step_fn(iterator):
+        strategy.run(model.train_step, args=(next(iterator),))
 
-            @tf.function
-            def voting(iterator, stop):
-                step_fn(iterator)
-                votes = strategy.run(lambda: tf.identity(stop))
-                return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
+    if distribute.is_multi_worker(strategy):
 
-            return lambda iterator, stop_requested: float(voting(iterator, tf.constant(float(stop_requested())))) > 0
-        plain = tf.function(step_fn)
+        @tf.function
+        def voting(iterator, stop):
+            step_fn(iterator)
+            votes = strategy.run(lambda: tf.identity(stop))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
 
-        def run_plain(iterator, stop_requested):
-            plain(iterator)
-            return stop_requested()
+        return lambda stop_requested: float(voting(iterator, tf.constant(float(stop_requested())))) > 0
+    plain = tf.function(step_fn)
 
-        return run_plain
+    def run_plain(stop_requested):
+        plain(iterator)
+        return stop_requested()
 
-    def _after_step(self, step):
-        """Logging, samples, checkpoints and evaluation that fall on ``step``; losses leave the device only here."""
-        train, total = self.config.train, self.total
-        due = lambda every: step % every == 0 or step == total  # noqa: E731
-        log_now = due(train.log_every_steps)
-        save_now = due(train.save_every_steps)
-        sample_now = self.fixed_images is not None and self.chief and due(train.sample_every_steps)
-        if self.health is not None and due(train.sample_every_steps):
-            self.health(step, self.writer)
-        evaluate_now = self.evaluation.due(step, total)
-        values = self._read_losses(step) if log_now or save_now or sample_now or evaluate_now else None
-        if log_now:
-            self._log_interval(step, values)
-        if sample_now:
-            samples.write_grids(
-                samples.translation_grids(self.model, *self.fixed_images), step, self.paths.samples, self.writer
-            )
-        if save_now:
-            self.last_checkpoint = self._save(step)
-        if evaluate_now:
-            self.evaluation(self.model, step, self.writer)
-        if self.progress and (log_now or sys.stdout.isatty()):  # a log file gets one line per log interval
-            self._show_progress(step, values if log_now else None)
+    return run_plain
+
+
+class Trainer:
+    """Drives the loop: a step function and hooks handed in; Ctrl-C/SIGTERM and health stops end in a checkpoint.
+
+    Builds nothing: ``make_trainer`` assembles one for a session; a test can hand it a fake step
+    and fake hooks. ``trackers`` are the model's loss trackers (read for the NaN check before a
+    stop's save), ``checkpoints`` the hooks.Checkpoints among ``hooks``.
+    """
+
+    def __init__(self, step_function, hooks, *, trackers, checkpoints, total, multi_worker=False, writer=None):
+        self.hooks, self.trackers, self.checkpoints, self.total = hooks, trackers, checkpoints, total
+        self.multi_worker, self.writer = multi_worker, writer or tf.summary.create_noop_writer()
+        self.loop = hooks_lib.Loop(step_function, hooks, self._read_losses, total)
 
     def _read_losses(self, step):
-        """The losses since the last log line; a non-finite one stops the run before anything is saved."""
-        values = {name: float(tracker.result()) for name, tracker in self.model.train_trackers.items()}
-        bad = [name for name, value in values.items() if not math.isfinite(value)]
-        if bad:
-            where = (
-                f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was saved"
-            )
-            raise TrainingError(
-                f"loss {bad[0]} became {values[bad[0]]} by step {step}; stopped without saving ({where}). "
-                "Try a lower --lr or --precision=float32"
-            )
-        return values
+        return hooks_lib.read_losses(self.trackers, step, self.checkpoints.last)
 
-    def _log_interval(self, step, values):
-        started, first = self.window
-        self.images_per_second = (
-            (step - first) * self.config.train.batch_size / max(time.perf_counter() - started, 1e-9)
-        )
-        with self.writer.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.scalar(f"loss/{name}", value)
-            tf.summary.scalar("learning_rate", float(self.model.generator_optimizer.learning_rate))
-            tf.summary.scalar("images_per_second", self.images_per_second)
-        for tracker in self.model.train_trackers.values():
-            tracker.reset_state()
-        self.window = (time.perf_counter(), step)
-
-    def _show_progress(self, step, values):
-        steps_per_epoch = self.pipeline.steps_per_epoch
-        shown = [("epoch", -(-step // steps_per_epoch))]
-        if values is not None:
-            shown += [("img/s", self.images_per_second)] + [(name, values[name]) for name in SHOWN]
-        if not sys.stdout.isatty():  # a log file: a plain line (Keras' bar would write \r and \b into it)
-            self.log(f"step {step}/{self.total}  " + "  ".join(f"{name} {value:.4g}" for name, value in shown))
-            return
-        self.progbar.update(step, values=shown, finalize=step == self.total)
-        sys.stdout.flush()
-        self.bar_open = step != self.total
-
-    def _say(self, line):
-        """A message during the loop, on a line of its own (not glued to the end of the progress bar)."""
-        if self.bar_open:
-            sys.stdout.write("\n")
-            self.bar_open = False
-        self.log(line)
-
-    def _save(self, step):
-        try:
-            return self.keeper.save(step)
-        except CheckpointError as error:
-            raise TrainingError(f"stopped at step {step}: {error}") from None
-
-    def _last_saved_step(self):
-        return step_of(self.keeper.latest) if self.keeper.latest else -1
-
-    # Phase 4: finish (or stop early).
-
-    def _unhealthy(self):
-        return self.health is not None and self.health.reason is not None
-
-    def _interrupted(self, step, signalled_here):
-        self._read_losses(step)
-        if step != self._last_saved_step():
-            self.last_checkpoint = self._save(step)
+    def run(self, start):
+        """Steps from ``start`` to ``total``; returns the step reached, or raises TrainingStopped / Unhealthy."""
+        with StopSignals() as signalled:
+            try:
+                finished = self.loop.run(start, lambda: bool(signalled))
+            except KeyboardInterrupt:
+                self._second_interrupt(self.loop.step, start)
+            if not finished:
+                self._stopped(self.loop.step, bool(signalled))
         self.writer.flush()
-        if self._unhealthy() and not signalled_here:
+        return self.loop.step
+
+    # Phase 4: stop early.
+
+    def _stopped(self, step, signalled_here):
+        self._read_losses(step)
+        if step != self.checkpoints.saved_step():
+            self.checkpoints.save(step)
+        self.writer.flush()
+        reason = self.loop.stop_reason()
+        if reason is not None and not signalled_here:
             raise Unhealthy(
-                f"stopped at step {step}/{self.total} (--on_unhealthy=stop): {self.health.reason}; "
-                f"saved {self.last_checkpoint}. Rerun to go on, or start again with another --seed"
+                f"stopped at step {step}/{self.total} (--on_unhealthy=stop): {reason}; "
+                f"saved {self.checkpoints.last}. Rerun to go on, or start again with another --seed"
             )
         who = "" if signalled_here else " (another worker was interrupted)"
         raise TrainingStopped(
-            f"interrupted at step {step}/{self.total}{who}; saved {self.last_checkpoint}. "
+            f"interrupted at step {step}/{self.total}{who}; saved {self.checkpoints.last}. "
             "Rerun the same command to resume"
         ) from None
 
@@ -326,24 +310,11 @@ class Trainer:
             # Mid-step, the other workers cannot join a collective save: exit with the last one.
             raise TrainingStopped(
                 f"interrupted twice at step {step}/{self.total}; last checkpoint: "
-                f"{self.last_checkpoint}. Rerun the same command on every worker to resume"
+                f"{self.checkpoints.last}. Rerun the same command on every worker to resume"
             ) from None
-        if step > start and step != self._last_saved_step():
+        if step > start and step != self.checkpoints.saved_step():
             self._read_losses(step)
-            self.last_checkpoint = self._save(step)
+            self.checkpoints.save(step)
         raise TrainingStopped(
-            f"interrupted at step {step}/{self.total}; saved {self.last_checkpoint}. Rerun the same command to resume"
+            f"interrupted at step {step}/{self.total}; saved {self.checkpoints.last}. Rerun the same command to resume"
         ) from None
-
-    def _summary(self, step, seconds):
-        summary = {
-            "final_step": step,
-            "checkpoint": self.last_checkpoint,
-            "samples": str(self.paths.samples),
-            "logs": str(self.paths.logs),
-            "seconds": seconds,
-        }
-        best = self.evaluation.summary()
-        if best:
-            summary["best"] = best
-        return summary

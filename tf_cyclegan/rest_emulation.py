@@ -1,4 +1,4 @@
-"""TF Serving's REST predict API, emulated on a SavedModel for local checks.
+"""An offline emulation of TF Serving's REST predict API on a SavedModel (the model server needs no install).
 
 ``predict_rest(saved_model_dir, body)`` takes the JSON body a client would POST to
 ``/v1/models/<name>:predict`` and returns the JSON TF Serving would answer, using the
