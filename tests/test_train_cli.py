@@ -163,7 +163,8 @@ def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
         ("--no_such_flag=1", "unrecognized arguments: --no_such_flag=1"),
         ("--set=model.depth=3", "unknown setting 'model.depth'"),
         ("--dataset=/no/such/folder", "--dataset: '/no/such/folder' is not a folder"),
-        ("--lambda_cycle_b=-2", "--lambda_cycle_b: must be >= 0, or -1 for lambda_cycle, got -2.0"),
+        ("--lambda_cycle_b=-2", "--lambda_cycle_b: must be >= 0, got -2.0"),
+        ("--lambda_cycle_a=many", "--lambda_cycle_a: expected float, got 'many'"),
         ("--lambda_gan=-1", "--lambda_gan: must be >= 0, got -1.0"),
     ],
 )
@@ -210,6 +211,22 @@ def test_help_lists_the_documented_flags(tmp_path):
     ):
         assert flag in result.stdout, flag
     assert "default: 'lsgan'" in result.stdout
+    assert "loss.lambda_cycle_a (float or none, default: None)" in result.stdout
+
+
+def test_cycle_weights_default_to_lambda_cycle_and_an_older_runs_minus_one_still_means_that(tmp_path):
+    from tf_cyclegan import run
+
+    given = run.resolve_config({"run_dir": str(tmp_path / "new"), "lambda_cycle": "4", "lambda_cycle_b": "none"})
+    assert (given.loss.lambda_cycle_a, given.loss.lambda_cycle_b) == (None, None)
+    assert config_lib.cycle_weights(given.loss) == (4.0, 4.0)
+    # config.yaml as versions before 2026-12-06 wrote it: -1.0 stood for "as lambda_cycle".
+    old = tmp_path / "old"
+    old.mkdir()
+    text = config_lib.to_yaml(given).replace("lambda_cycle_a: null", "lambda_cycle_a: -1.0")
+    (old / "config.yaml").write_text(text.replace("lambda_cycle_b: null", "lambda_cycle_b: 0.0"))
+    resumed = run.resolve_config({"run_dir": str(old)})
+    assert config_lib.cycle_weights(resumed.loss) == (4.0, 0.0)
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in config_lib.PRESET_DIR.glob("*.yaml")))

@@ -10,9 +10,12 @@ import os
 import re
 import sys
 import threading
+import traceback
 
 from tf_cyclegan import config as config_lib
+from tf_cyclegan import run
 from tf_cyclegan.errors import UserError
+from tf_cyclegan.rules import base_type
 
 # TensorFlow C++ lines that are noise for a user: absl INFO/WARNING lines, the CUDA probe on a machine without a GPU,
 # grappler's remapper message, the CPU-feature notice. Anything else on stderr (our errors included) passes.
@@ -73,8 +76,6 @@ def run_command(prog, body):
 
 def _explain(prog, message, code, error):
     if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
-        import traceback
-
         traceback.print_exception(error)
     fail(prog, message.strip().splitlines()[0] if message.strip() else type(error).__name__, code)
 
@@ -99,7 +100,8 @@ def add_config_flags(parser):
         section, _, field = dotted.rpartition(".")
         default = getattr(getattr(defaults, section), field) if section else getattr(defaults, field)
         choices = config_lib.choices(dotted)
-        help_text = f"{dotted} ({kind.__name__}, default: {default!r})"
+        kind, optional = base_type(kind)
+        help_text = f"{dotted} ({kind.__name__}{' or none' if optional else ''}, default: {default!r})"
         if choices:
             help_text += f"; one of {', '.join(map(str, choices))}"
         group.add_argument(f"--{name}", default=None, metavar=kind.__name__.upper(), help=help_text)
@@ -107,8 +109,6 @@ def add_config_flags(parser):
 
 def require_run_dir(prog, run_dir):
     """Fails in one line, before TensorFlow loads, when ``run_dir`` is not a training run directory."""
-    from tf_cyclegan import run
-
     try:
         run.read_config(run_dir)
     except config_lib.ConfigError as error:

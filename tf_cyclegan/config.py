@@ -17,8 +17,6 @@ from tf_cyclegan.rules import MAX_COUNT, count, parse_value, setting, weight
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 # A run name becomes part of folder names (runs/<name>, export/<name>_a2b): no separators, no "..".
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
-
-
 MAX_SIDE = 16384  # image_size / load_size: TensorFlow's image ops and any network past this are out of reach
 MAX_CONFIG_BYTES = 1_000_000  # a preset or config.yaml is a few hundred bytes; anything larger is not one
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -53,6 +51,15 @@ class DataConfig:
     # Images whose header declares more are skipped, never decoded (0 = no limit).
     max_pixels: int = setting(25_000_000, low=0, high=2**40)
 
+    @property
+    def fixed_size(self):
+        """Whether preprocessing makes every image image_size × image_size (what batches > 1 and the pool need)."""
+        return self.preprocess not in ("scale_width", "none")
+
+    def channels(self, direction):
+        """(input, output) channel counts of the generator for ``direction`` ('a2b' or 'b2a')."""
+        return (self.channels_a, self.channels_b) if direction == "a2b" else (self.channels_b, self.channels_a)
+
 
 @dataclasses.dataclass
 class ModelConfig:
@@ -79,9 +86,9 @@ class LossConfig:
     gan_loss: str = setting("lsgan", choices=("lsgan", "vanilla", "hinge", "wgangp"))
     lambda_gan: float = weight(1.0)  # weight of both generators' adversarial losses (0 = the paper's "cycle alone")
     lambda_cycle: float = weight(10.0)  # both cycle losses, unless lambda_cycle_a/_b say otherwise
-    # The forward cycle A→B→A and the backward B→A→B (-1 = lambda_cycle; 0 with GAN = "GAN + backward"/"+ forward").
-    lambda_cycle_a: float = weight(-1.0, also=(-1.0,), note="lambda_cycle")
-    lambda_cycle_b: float = weight(-1.0, also=(-1.0,), note="lambda_cycle")
+    # The forward cycle A→B→A and the backward B→A→B (None = lambda_cycle; 0 with GAN = "GAN + backward"/"+ forward").
+    lambda_cycle_a: float | None = weight(None)
+    lambda_cycle_b: float | None = weight(None)
     lambda_identity: float = weight(0.5)
     lambda_gp: float = weight(10.0)
     pool_size: int = count(50)
@@ -143,8 +150,7 @@ class Config:
 
 SECTIONS = ("data", "model", "loss", "optimizer", "train", "eval")
 
-# What python -m tf_cyclegan.evaluate can score.
-EVAL_METRICS = ("paired", "cycle", "kid", "fid")
+EVAL_METRICS = ("paired", "cycle", "kid", "fid")  # what python -m tf_cyclegan.evaluate can score
 # Metrics a best/ checkpoint can be chosen by, and whether higher is better.
 BEST_METRICS = {"psnr": True, "ssim": True, "l1": False, "cycle_l1": False, "kid": False, "fid": False}
 
@@ -195,6 +201,9 @@ def set_value(config, dotted, text):
     setattr(section, parts[1], parse_value(dotted, types[parts[1]], text))
 
 
+LEGACY = {"loss.lambda_cycle_a": (-1.0, None), "loss.lambda_cycle_b": (-1.0, None)}  # older config.yaml: (then, now)
+
+
 def update_from_dict(config, values, origin):
     try:
         for key, value in (values or {}).items():
@@ -202,6 +211,9 @@ def update_from_dict(config, values, origin):
                 if not isinstance(value, dict):
                     raise ConfigError(f"{key} must be a mapping")
                 for field, item in value.items():
+                    old, now = LEGACY.get(f"{key}.{field}", (None, None))
+                    if old is not None and item == old:  # a run's config.yaml from an older version
+                        item = now
                     set_value(config, f"{key}.{field}", item)
             else:
                 set_value(config, key, value)
@@ -309,8 +321,7 @@ def validate(config):
     data = config.data
     if data.preprocess in ("resize_and_crop", "scale_width_and_crop") and data.load_size < data.image_size:
         raise ConfigError(f"--load_size: must be >= --image_size ({data.image_size}) for {data.preprocess}")
-    variable = data.preprocess in ("scale_width", "none")
-    if variable and (config.train.batch_size > 1 or config.loss.pool_size > 0):
+    if not data.fixed_size and (config.train.batch_size > 1 or config.loss.pool_size > 0):
         raise ConfigError(
             f"--preprocess={data.preprocess} gives images of varying size: it needs --batch_size=1 and --pool_size=0"
         )
@@ -329,8 +340,8 @@ def validate(config):
 
 
 def cycle_weights(loss):
-    """(forward, backward) cycle weights: lambda_cycle_a/_b, or lambda_cycle where they are -1."""
-    return tuple(loss.lambda_cycle if weight == -1 else weight for weight in (loss.lambda_cycle_a, loss.lambda_cycle_b))
+    """(forward, backward) cycle weights: lambda_cycle_a/_b, or lambda_cycle where they are None."""
+    return tuple(loss.lambda_cycle if w is None else w for w in (loss.lambda_cycle_a, loss.lambda_cycle_b))
 
 
 def generator_kind(model):

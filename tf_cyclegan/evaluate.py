@@ -37,6 +37,7 @@ def parse_args(argv=None):
 
 
 def print_report(report, run_dir):
+    # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan.evaluator import format_table
 
     print(f"checkpoint {report['checkpoint']} on {report['dataset']}")
@@ -48,6 +49,7 @@ def print_report(report, run_dir):
     print(f"wrote {Path(run_dir) / 'eval.json'}")
     health = Path(run_dir) / "health.json"
     if health.is_file():
+        # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
         from tf_cyclegan.health import summary_lines
 
         try:
@@ -65,6 +67,7 @@ def main(argv=None):
 
 
 def evaluate(args):
+    # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan import evaluator
 
     directions = ("a2b", "b2a") if args.direction == "both" else (args.direction,)

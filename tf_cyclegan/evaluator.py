@@ -3,13 +3,19 @@
 The library behind ``python -m tf_cyclegan.evaluate`` and ``--eval_every`` during training.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from tf_cyclegan import checkpoints, factory, run
 from tf_cyclegan import config as config_lib
+from tf_cyclegan import data as data_lib
+from tf_cyclegan import metrics as metric_lib
+from tf_cyclegan.data.sources import host_reachable
 from tf_cyclegan.errors import UserError
 
 ALL_METRICS = config_lib.EVAL_METRICS
@@ -25,13 +31,11 @@ class FeatureNetwork:
     """Maps images in [0, 1] (NHWC) to feature rows, with a ``name`` saying which network."""
 
     def __init__(self, name, model, input_size):
-        import tensorflow as tf
 
         self.name, self.model, self.input_size = name, model, input_size
         self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def __call__(self, images, batch=32):
-        import tensorflow as tf
 
         rows = []
         for start in range(0, len(images), batch):
@@ -49,9 +53,6 @@ def inception_features(weights=""):
 
     Never falls back to another network: FID/KID are only comparable under the same one.
     """
-    import keras
-
-    from tf_cyclegan.data.sources import host_reachable
 
     if weights:
         if not Path(weights).is_file():
@@ -75,7 +76,6 @@ def inception_features(weights=""):
 
 
 def _translate(generator, images, batch=16):
-    import tensorflow as tf
 
     call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
     return np.concatenate([call(images[i : i + batch]).numpy() for i in range(0, len(images), batch)])
@@ -89,7 +89,6 @@ def evaluate_direction(
     generator, inverse, real_source, real_target, source_labels, target_labels, metrics=ALL_METRICS, features=None
 ):
     """Scores one direction; images in [-1, 1]. Returns translation and identity-baseline scores."""
-    from tf_cyclegan import metrics as metric_lib
 
     fake = _translate(generator, real_source)
     result = {"images": len(real_source), "translation": {}, "identity_baseline": {}}
@@ -118,7 +117,6 @@ def evaluate_direction(
 
 def eval_data_config(data):
     """Test-time data settings: whole images resized to the training size (no crop margin lost)."""
-    import dataclasses
 
     if data.preprocess == "resize_and_crop":
         return dataclasses.replace(data, load_size=data.image_size, cache=False)
@@ -206,9 +204,6 @@ def evaluate_run(
     log=print,
 ):
     """Scores a run's generators on its test split; writes eval.json and ``eval/*`` TensorBoard scalars."""
-    import tensorflow as tf
-
-    from tf_cyclegan import data as data_lib
 
     config, checkpoint, (generator_ab, generator_ba) = factory.restore_run(run_dir, checkpoint, "evaluate")
     if dataset:
@@ -254,7 +249,6 @@ class PeriodicEvaluation:
     METRICS = ("paired", "cycle", "kid")
 
     def __init__(self, config, pipeline, checkpoint, chief, log=print):
-        from tf_cyclegan import data as data_lib
 
         settings = config.eval
         self.period = settings.eval_every * pipeline.steps_per_epoch
@@ -277,7 +271,6 @@ class PeriodicEvaluation:
 
     def __call__(self, model, step, writer):
         """Scores the generators, logs the scores, and refreshes best/ when the chosen metric improved."""
-        import tensorflow as tf
 
         results = evaluate_generators(
             model.generator_ab,

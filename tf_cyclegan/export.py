@@ -69,6 +69,7 @@ def main(argv=None):
 
 
 def export(args):
+    # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan.exporter import export_run
     from tf_cyclegan.webpage import export_web
 

@@ -13,10 +13,15 @@ import socket
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from tf_cyclegan import fs
+from tf_cyclegan import data as data_lib
+from tf_cyclegan import factory, footprint, fs
 from tf_cyclegan.config import MAX_REQUEST_GB, MAX_REQUEST_PIXELS, TFLITE_VARIANTS
+from tf_cyclegan.data.formats import is_known_image
+from tf_cyclegan.data.images import composite, decode_rgba, parse_background
 from tf_cyclegan.errors import UserError
 from tf_cyclegan.metrics import psnr
 
@@ -30,7 +35,6 @@ class ExportError(UserError):
 def request_pixel_limit(generator, max_pixels=MAX_REQUEST_PIXELS, max_gb=MAX_REQUEST_GB):
     """(pixels one request may hold, estimated bytes per pixel): ``max_pixels``, or fewer where the generator's
     estimated memory for them would pass ``max_gb``."""
-    from tf_cyclegan import footprint
 
     bytes_per_px = footprint.bytes_per_pixel(generator)
     return int(min(max_pixels, max_gb * footprint.GIB / bytes_per_px)), bytes_per_px
@@ -49,11 +53,6 @@ def make_serving_archive(generator, channels, background, max_pixels=MAX_REQUEST
     session-based loaders (TF Serving, ``saved_model_cli run``) restore them, and TFLite
     folds them into constants.
     """
-    import keras
-    import tensorflow as tf
-
-    from tf_cyclegan.data.formats import is_known_image
-    from tf_cyclegan.data.images import composite, decode_rgba
 
     limit, _ = request_pixel_limit(generator, max_pixels, max_gb)
     note = f" (this model's limit per request: about {max_gb:g} GB of memory, at most {max_pixels} pixels)"
@@ -113,7 +112,6 @@ def _fixed_inputs(channels):
 
 def verify_saved_model(path, generator, channels):
     """Reloads the SavedModel and compares it with the Keras generator; returns the max abs diff."""
-    import tensorflow as tf
 
     loaded = tf.saved_model.load(str(path))
     serve = loaded.signatures["serving_default"]
@@ -139,7 +137,6 @@ def verify_saved_model(path, generator, channels):
 
 def convert_tflite(saved_model, variant, representative=None):
     """Converts the SavedModel's ``serving_default`` to TFLite (builtin ops only)."""
-    import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -159,6 +156,7 @@ def convert_tflite(saved_model, variant, representative=None):
 
 def run_tflite(model_bytes, x):
     """Runs a TFLite model (ai_edge_litert) on one NHWC float batch of any height/width."""
+    # The LiteRT interpreter only where a TFLite file is checked (it loads its own runtime).
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_bytes)
@@ -192,7 +190,6 @@ def export_run(
     max_request_gb=MAX_REQUEST_GB,
 ):
     """Exports a run's generators; returns a report dict per direction. Everything is written under ``output``."""
-    from tf_cyclegan import factory
 
     unknown = [v for v in tflite if v not in TFLITE_VARIANTS]
     if unknown:
@@ -224,10 +221,9 @@ def contained(output, name):
 
 def _export_saved_model(generator, config, direction, checkpoint, base, version, max_pixels, max_gb, log):
     """Writes and verifies one direction in a private staging folder, then publishes it as the next version."""
-    from tf_cyclegan.data.images import parse_background
 
     data = config.data
-    channels = data.channels_a if direction == "a2b" else data.channels_b
+    channels = data.channels(direction)[0]
     staging = make_staging(base, log)
     try:
         archive = make_serving_archive(generator, channels, parse_background(data.background), max_pixels, max_gb)
@@ -306,7 +302,7 @@ def _publish(staging, base, version):
 
 def _export_tflite(generator, config, direction, saved_model, output, variants, log):
     """Converts and verifies each TFLite variant; returns {variant: report}."""
-    channels = config.data.channels_a if direction == "a2b" else config.data.channels_b
+    channels = config.data.channels(direction)[0]
     representative = _calibration_images(config, direction) if any("int8" in v for v in variants) else None
     reports = {}
     for variant in variants:
@@ -326,11 +322,10 @@ def _export_tflite(generator, config, direction, saved_model, output, variants, 
 
 
 def _calibration_images(config, direction, count=32):
-    from tf_cyclegan import data as data_lib
 
     pipeline = data_lib.prepare(config.data, 1, report=lambda line: None)
     domains = pipeline.domains
     domain = domains.train_a if direction == "a2b" else domains.train_b
-    channels = config.data.channels_a if direction == "a2b" else config.data.channels_b
+    channels = config.data.channels(direction)[0]
     subset = domain.subset(range(min(count, len(domain))))
     return [image.numpy() for image in pipeline.test_dataset(subset, channels)]

@@ -41,7 +41,7 @@ def build_model(config):
         init=model.init,
         init_gain=model.init_gain,
     )
-    fixed = data.preprocess not in ("scale_width", "none")
+    fixed = data.fixed_size
     return CycleGAN(
         generator_ab,
         generator_ba,

@@ -10,10 +10,12 @@ peaks. ``translate`` tiles an image whose estimate is above the budget, and an e
 import dataclasses
 import os
 
+import keras
 import numpy as np
 
 from tf_cyclegan import factory
 from tf_cyclegan.errors import UserError
+from tf_cyclegan.layers import PadToMultiple
 
 # Measured peak resident memory of one graph-mode call / this estimate: up to 2.4 (resnet_9blocks, ngf 64, float32,
 # 1-4 MP; unet_64 ngf 32: 1.3), on AMD EPYC (Zen 4, avx512_bf16), TF 2.21, 2026-12-02. The allocator and the
@@ -26,9 +28,6 @@ GIB = 2**30
 def _feature_maps(generator):
     """Per input pixel, the bytes of every feature map of one call, and the positions (in the graph's order)
     where each is made and last used."""
-    import keras
-
-    from tf_cyclegan.layers import PadToMultiple
 
     stride = max([layer.multiple for layer in generator.layers if isinstance(layer, PadToMultiple)] or [1])
     side = -(-PROBE // stride) * stride

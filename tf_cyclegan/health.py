@@ -16,8 +16,12 @@ warning line, until the signal is back. Values go to TensorBoard (``health/*``) 
 """
 
 import dataclasses
+import json
 
 import numpy as np
+import tensorflow as tf
+
+from tf_cyclegan import run
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -100,7 +104,6 @@ class Probe:
     """Measures a CycleGAN's health values on fixed test images of both domains (tensors in [-1, 1])."""
 
     def __init__(self, model, images_a, images_b, batch=16):
-        import tensorflow as tf
 
         self.model, self.images, self.batch = model, {"a": images_a, "b": images_b}, batch
         self._calls = {
@@ -214,7 +217,6 @@ class TrainingHealth:
     """The trainer's side of the checks: probe, monitor, TensorBoard, health.json, warnings, the stop decision."""
 
     def __init__(self, model, pipeline, config, path, start_step, total_steps, log=print):
-        import json
 
         count = config.train.health_images
         self.probe = Probe(model, pipeline.test_images("A", count)[0], pipeline.test_images("B", count)[0])
@@ -229,9 +231,6 @@ class TrainingHealth:
                 log(f"note: {path} is unreadable; health checks start again")
 
     def __call__(self, step, writer):
-        import tensorflow as tf
-
-        from tf_cyclegan import run
 
         values = self.probe()
         warnings = self.monitor.check(step, values)

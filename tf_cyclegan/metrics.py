@@ -5,6 +5,7 @@ image), so the feature network is a separate choice (see ``tf_cyclegan.evaluate`
 """
 
 import numpy as np
+import tensorflow as tf
 
 
 def psnr_from_mse(mse):
@@ -20,7 +21,6 @@ def psnr(translated, target):
 
 def paired(translated, target):
     """Mean L1, PSNR (dB, data range 1) and SSIM of image pairs, each averaged over images."""
-    import tensorflow as tf
 
     x = tf.convert_to_tensor(translated, tf.float32)
     y = tf.convert_to_tensor(target, tf.float32)

@@ -9,6 +9,8 @@ scaling. Everywhere else bfloat16 is emulated (many times slower), so float32 is
 import dataclasses
 from pathlib import Path
 
+import tensorflow as tf
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # CPU flags (as /proc/cpuinfo spells them) that mean native bfloat16 arithmetic.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -44,7 +46,6 @@ def native_bf16_flags(flags):
 
 def gpu_capabilities():
     """(major, minor) compute capability of each visible GPU ((0, 0) where TensorFlow does not say)."""
-    import tensorflow as tf
 
     capabilities = []
     for gpu in tf.config.list_physical_devices("GPU"):

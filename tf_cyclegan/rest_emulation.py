@@ -10,6 +10,8 @@ Use it to test request bodies without installing the model server.
 import base64
 import json
 
+import tensorflow as tf
+
 
 def _decode(value):
     if isinstance(value, dict) and set(value) == {"b64"}:
@@ -43,7 +45,6 @@ def _error_line(message):
 
 def predict_rest(saved_model, body):
     """Answers a REST predict body (dict or JSON text) as TF Serving would; returns a dict."""
-    import tensorflow as tf
 
     loaded = saved_model if hasattr(saved_model, "signatures") else tf.saved_model.load(str(saved_model))
     try:

@@ -5,6 +5,8 @@
 
 import dataclasses
 import math
+import types
+import typing
 
 from tf_cyclegan.errors import ConfigError
 
@@ -58,8 +60,25 @@ def weight(default, **more):
     return setting(default, low=0.0, **more)
 
 
-def parse_value(key, kind, text):
-    """Converts ``text`` (from a flag or YAML) to ``kind``, naming ``key`` when it cannot."""
+def base_type(hint):
+    """(type, optional) of a field's annotation: ``float | None`` → (float, True)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return kinds[0], len(kinds) < len(typing.get_args(hint))
+    return hint, False
+
+
+NONE_WORDS = ("none", "null", "~")
+
+
+def parse_value(key, hint, text):
+    """Converts ``text`` (from a flag or YAML) to the field's type, naming ``key`` when it cannot.
+
+    An optional field (``float | None``) takes None, or none/null/~ as text.
+    """
+    kind, optional = base_type(hint)
+    if optional and (text is None or (isinstance(text, str) and text.strip().lower() in NONE_WORDS)):
+        return None
     if isinstance(text, kind) and not (kind is int and isinstance(text, bool)):
         return text
     if kind is bool:

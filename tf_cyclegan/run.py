@@ -6,8 +6,11 @@ folder a run was found in is its run directory, wherever it was first created.
 """
 
 import dataclasses
+import fcntl
 import json
 import os
+import socket
+import time
 from pathlib import Path
 
 from tf_cyclegan import config as config_lib
@@ -75,9 +78,6 @@ class RunLock:
         self._fd = None
 
     def __enter__(self):
-        import fcntl
-        import socket
-        import time
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -190,6 +190,7 @@ def resolve_config(fields, sets=(), config_file=None):
 
 def latest_checkpoint(directory):
     """The newest checkpoint prefix in ``directory``, listed in its index file or not (None when it has none)."""
+    # Here, not at the top: checkpoints loads TensorFlow, and run serves the command lines' fast paths.
     from tf_cyclegan import checkpoints
 
     found = checkpoints.on_disk(directory) if Path(directory).is_dir() else []

@@ -58,6 +58,7 @@ def main(argv=None):
 
 
 def translate(args):
+    # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan.data.images import parse_background
     from tf_cyclegan.precision import choose_here
     from tf_cyclegan.translator import Translator, translate_paths

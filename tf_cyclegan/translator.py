@@ -50,9 +50,8 @@ class Translator:
             config, _, (generator_ab, generator_ba) = factory.restore_run(run_dir, checkpoint, "translate with")
         data = config.data
         background = parse_background(data.background)
-        if direction == "a2b":
-            return cls(generator_ab, None, data.channels_a, data.channels_b, background)
-        return cls(generator_ba, None, data.channels_b, data.channels_a, background)
+        generator = generator_ab if direction == "a2b" else generator_ba
+        return cls(generator, None, *data.channels(direction), background)
 
     @classmethod
     def from_saved_model(cls, path, background=(1.0, 1.0, 1.0)):

@@ -15,9 +15,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+from tf_cyclegan import data as data_lib
+from tf_cyclegan import factory
 from tf_cyclegan.errors import UserError
+from tf_cyclegan.exporter import contained, convert_tflite, make_staging, verify_tflite
 
 LITERT_VERSION = "2.5.3"
 CDN = "https://cdn.jsdelivr.net/npm"
@@ -49,10 +54,6 @@ def sri(data):
 
 def fixed_size_tflite(generator, channels, size, variant):
     """The generator as TFLite with a fixed [1, size, size, channels] input, converted from a SavedModel."""
-    import keras
-    import tensorflow as tf
-
-    from tf_cyclegan.exporter import convert_tflite
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
@@ -109,7 +110,6 @@ def _import_map(imports):
 
 def examples(config, direction, count=EXAMPLES):
     """{file name: encoded bytes} of ``count`` images spread over the direction's source test split."""
-    from tf_cyclegan import data as data_lib
 
     domains = data_lib.resolve(config.data)
     source = "a" if direction == "a2b" else "b"
@@ -132,8 +132,6 @@ def _extension(contents):
 
 def export_web(run_dir, output="export", size=0, litert_js="", variant="fp16", checkpoint=None, log=print):
     """Writes and checks the page folder for a run; returns its path and a report per direction."""
-    from tf_cyclegan import factory
-    from tf_cyclegan.exporter import contained, make_staging
 
     if variant not in VARIANTS:
         raise WebExportError(f"--web_variant: {variant!r} is not one of {', '.join(VARIANTS)}")
@@ -159,7 +157,6 @@ def export_web(run_dir, output="export", size=0, litert_js="", variant="fp16", c
 
 
 def _write_page(folder, config, generators, size, variant, import_map, wasm, copies):
-    from tf_cyclegan.exporter import verify_tflite  # checked as every other export: the same tolerances
 
     data = config.data
     manifest = {
@@ -173,7 +170,7 @@ def _write_page(folder, config, generators, size, variant, import_map, wasm, cop
     reports = {}
     (folder / "examples").mkdir()
     for direction, generator in generators.items():
-        channels_in, channels_out = (data.channels_a, data.channels_b)[:: 1 if direction == "a2b" else -1]
+        channels_in, channels_out = data.channels(direction)
         model = fixed_size_tflite(generator, channels_in, size, variant)
         noise = np.random.default_rng(0).uniform(-1, 1, (1, size, size, channels_in)).astype("float32")
         diff = verify_tflite(model, generator, channels_in, variant, x=noise)["max_abs_diff"]

@@ -10,6 +10,10 @@ const browser = await chromium.launch({
          '--no-first-run', '--disable-quic'],
 });
 const page = await browser.newPage({viewport: {width: 1100, height: 800}});
+// Every wait (navigation and actions too, 30 s by default) gets the same 3 minutes: on 2 busy cores loading the
+// page's 20 MB can take longer than playwright's default.
+page.setDefaultTimeout(180000);
+page.setDefaultNavigationTimeout(180000);
 const consoleErrors = [];
 page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
 page.on('pageerror', (error) => consoleErrors.push(String(error)));

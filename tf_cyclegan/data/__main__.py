@@ -27,6 +27,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cli.quiet_tensorflow(args.verbose)
 
+    # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan import data as data_lib
 
     config = DataConfig(

@@ -41,6 +41,7 @@ class Domain:
 
     def item_tensor(self):
         """The items as a string tensor: file paths as the bytes the file system holds (any encoding)."""
+        # Here, not at the top: sources stays TensorFlow-free, so a missing dataset is reported before TF loads.
         import tensorflow as tf
 
         return tf.constant(self.items if self.in_memory else [os.fsencode(p) for p in self.items])
@@ -136,6 +137,7 @@ def _download_host(builder):
 
 def _tfds_domains(name, data_dir, max_size):
     try:
+        # TFDS only for a TFDS dataset: it is slow to import and folders do not need it.
         import tensorflow_datasets as tfds
     except ImportError as error:  # pragma: no cover - tensorflow-datasets is a dependency
         raise DataError(f"--dataset={name}: tensorflow-datasets cannot be imported ({error})") from None
