@@ -2,6 +2,9 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# Pinned: the versions export --onnx was checked with (tf2onnx 1.17 converts TensorFlow 2.21 graphs at opset 17).
+ONNX = ["tf2onnx==1.17.0", "onnx==1.23.*", "onnxruntime==1.32.*"]
+
 setup(
     name="tf_cyclegan",
     version="0.1.0",
@@ -27,7 +30,9 @@ setup(
     ],
     extras_require={
         # ruff pinned: its formatter's output changes between releases, and .ci/run checks the format
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff==0.17.6"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff==0.17.6", *ONNX],
+        # export --onnx, translate --onnx_model (the tests run them, so dev has them too)
+        "onnx": ONNX,
         # benchmarks/*.py --against_torch: the CPU build on this disk; never a runtime dependency
         "torch": ["torch==2.13.0"],
     },

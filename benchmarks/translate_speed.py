@@ -4,9 +4,9 @@
     python benchmarks/translate_speed.py --against_torch [--repeats=2]   # beside a PyTorch generator
 
 Builds a paper-sized generator (weights do not change speed), exports it as a
-SavedModel and as TFLite fp32/fp16/int8, then times each runtime in its own
-process (so peak RSS is that runtime's alone): Keras (tf.function), the SavedModel's
-serving_default, and the TFLite interpreter (ai_edge_litert).
+SavedModel, as ONNX (export --onnx's conversion) and as TFLite fp32/fp16/int8, then times
+each runtime in its own process (so peak RSS is that runtime's alone): Keras (tf.function),
+the SavedModel's serving_default, ONNX Runtime (CPU) and the TFLite interpreter (ai_edge_litert).
 """
 
 import argparse
@@ -21,7 +21,7 @@ from cpu import describe_cpu  # benchmarks/cpu.py
 from memory import peak_rss_gib  # benchmarks/memory.py
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-RUNTIMES = ("keras", "saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8")
+RUNTIMES = ("keras", "saved_model", "onnx", "tflite_fp32", "tflite_fp16", "tflite_int8")
 KIND = ["resnet_9blocks"]  # the generator, set from --generator in every process
 
 
@@ -40,6 +40,13 @@ def build(workdir, kind, size):
     for variant in ("fp32", "fp16", "int8"):
         with open(os.path.join(workdir, f"{variant}.tflite"), "wb") as f:
             f.write(convert_tflite(os.path.join(workdir, "saved_model"), variant, calibration))
+    try:
+        from tf_cyclegan.onnx_export import OnnxError, convert_onnx
+
+        with open(os.path.join(workdir, "generator.onnx"), "wb") as f:
+            f.write(convert_onnx(generator, 3))
+    except OnnxError as error:  # the ONNX extra is not installed: its row says so
+        print(f"note: {error}", file=sys.stderr)
 
 
 def keras_call(workdir, runtime, x):
@@ -82,6 +89,11 @@ def measure(workdir, runtime, size, images):
         call = keras_call(workdir, runtime, x)
     elif runtime.startswith("torch"):
         call = torch_call(runtime, x)
+    elif runtime == "onnx":
+        from tf_cyclegan.onnx_export import session
+
+        runner = session(os.path.join(workdir, "generator.onnx"))
+        call = lambda: runner.run(None, {"images": x})[0]  # noqa: E731
     elif runtime == "saved_model":
         import tensorflow as tf
 
@@ -121,7 +133,7 @@ def main():
     parser.add_argument(
         "--runtimes",
         default=",".join(RUNTIMES),
-        help="keras[_auto|_mixed_bfloat16], saved_model, tflite_fp32|fp16|int8, torch_float32|bf16",
+        help="keras[_auto|_mixed_bfloat16], saved_model, onnx, tflite_fp32|fp16|int8, torch_float32|bf16",
     )
     parser.add_argument(
         "--against_torch",
@@ -165,16 +177,20 @@ def main():
 def print_table(args, runs):
     medians = {runtime: sorted(r["s_per_image"] for r in rows)[len(rows) // 2] for runtime, rows in runs.items()}
     torch_best = min((t for name, t in medians.items() if name.startswith("torch")), default=None)
+    if torch_best:
+        reference, against = torch_best, "the faster PyTorch runtime's"
+    else:
+        reference, against = medians.get("keras"), "Keras'"
     print(
         f"\n{describe_cpu()}\n{args.generator} at {args.size}x{args.size}, batch 1, median of {args.images} "
         f"images per process, {args.repeats} process(es) per runtime"
-        + ("; ratio = the faster PyTorch runtime's s/image / this one's" if torch_best else "")
+        + (f"; speed = {against} s/image / this one's" if reference else "")
     )
-    print("| runtime | s/image | images/s | peak RSS (GiB) |" + (" ratio |" if torch_best else ""))
-    print("|---|---|---|---|" + ("---|" if torch_best else ""))
+    print("| runtime | s/image | images/s | peak RSS (GiB) |" + (" speed |" if reference else ""))
+    print("|---|---|---|---|" + ("---|" if reference else ""))
     for runtime, rows in runs.items():
         median = medians[runtime]
-        ratio = f" {torch_best / median:.2f} |" if torch_best else ""
+        ratio = f" {reference / median:.2f} |" if reference else ""
         print(
             f"| {rows[0]['runtime']} | {median:.3f} | {1 / median:.2f} | "
             f"{max(r['peak_rss_gib'] for r in rows):.2f} |{ratio}"

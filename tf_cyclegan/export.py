@@ -1,7 +1,7 @@
-"""``python -m tf_cyclegan.export``: a run's generators for TF Serving and TFLite.
+"""``python -m tf_cyclegan.export``: a run's generators for TF Serving, TFLite and ONNX Runtime.
 
 ``python -m tf_cyclegan.export --run_dir=runs/NAME [--output=export] [--direction=a2b|b2a|both]
-[--version=N] [--tflite=fp32,fp16,int8,int8_full]``
+[--version=N] [--tflite=fp32,fp16,int8,int8_full] [--onnx]``
 ``python -m tf_cyclegan.export --run_dir=runs/NAME --web [--web_size=N] [--litert_js=DIR]``: a page for the browser
 """
 
@@ -21,6 +21,11 @@ def parse_args(argv=None):
     parser.add_argument("--version", type=int, default=0, help="SavedModel version (default: next free number)")
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
     parser.add_argument("--tflite", default="", help=f"comma-separated TFLite variants: {', '.join(TFLITE_VARIANTS)}")
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help='also <output>/onnx/<name>_<direction>.onnx, checked with ONNX Runtime (pip install -e ".[onnx]")',
+    )
     parser.add_argument(
         "--max_request_pixels",
         type=int,
@@ -85,6 +90,7 @@ def export(args):
             checkpoint=args.checkpoint,
             max_request_pixels=args.max_request_pixels,
             max_request_gb=args.max_request_gb,
+            onnx=args.onnx,
         )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_cyclegan import data as data_lib
-from tf_cyclegan import factory, footprint, fs
+from tf_cyclegan import factory, footprint, fs, onnx_export
 from tf_cyclegan.config import MAX_REQUEST_GB, MAX_REQUEST_PIXELS, TFLITE_VARIANTS
 from tf_cyclegan.data.formats import is_known_image
 from tf_cyclegan.data.images import composite, decode_rgba, parse_background
@@ -188,12 +188,18 @@ def export_run(
     checkpoint=None,
     max_request_pixels=MAX_REQUEST_PIXELS,
     max_request_gb=MAX_REQUEST_GB,
+    onnx=False,
 ):
-    """Exports a run's generators; returns a report dict per direction. Everything is written under ``output``."""
+    """Exports a run's generators; returns a report dict per direction. Everything is written under ``output``.
+
+    With ``onnx``, also ``<output>/onnx/<name>_<direction>.onnx``, checked with ONNX Runtime before it is written.
+    """
 
     unknown = [v for v in tflite if v not in TFLITE_VARIANTS]
     if unknown:
         raise ExportError(f"--tflite: {unknown[0]!r} is not one of {', '.join(TFLITE_VARIANTS)}")
+    if onnx:
+        onnx_export.modules()  # a missing extra is one line before any work
     config, checkpoint, restored = factory.restore_run(run_dir, checkpoint, "export")
     generators = dict(zip(("a2b", "b2a"), restored))
     reports = {}
@@ -208,6 +214,10 @@ def export_run(
             "max_abs_diff": diff,
             "tflite": _export_tflite(generators[direction], config, direction, final, output, tflite, log),
         }
+        if onnx:
+            target = contained(Path(output) / "onnx", f"{config.name}_{direction}.onnx")
+            channels = config.data.channels(direction)[0]
+            reports[direction]["onnx"] = onnx_export.write_onnx(generators[direction], channels, target, direction, log)
     return reports
 
 

@@ -174,7 +174,9 @@ def _mirror_indices(size, before, after):
     idx = tf.range(-before, size + after)
     if_one = tf.zeros_like(idx)
     period = 2 * (size - 1)
-    folded = tf.math.floormod(idx, tf.maximum(period, 1))
+    # Reflection is symmetric about index 0, so |idx| folds the same: non-negative operands, on which ONNX's Mod
+    # (tf2onnx's FloorMod) and TensorFlow's agree.
+    folded = tf.math.floormod(tf.abs(idx), tf.maximum(period, 1))
     mirrored = tf.where(folded >= size, period - folded, folded)
     return tf.where(size > 1, mirrored, if_one)
 
@@ -193,7 +195,9 @@ class PadToMultiple(keras.layers.Layer):
         self.minimum = int(minimum)
 
     def _target(self, size):
-        return tf.maximum(-(-size // self.multiple) * self.multiple, self.minimum)
+        # (size + m - 1) // m, not -(-size // m): converters (tf2onnx) turn floor division into ONNX's Div, which
+        # truncates, so the negative form rounds the wrong way there (37 px padded to 36).
+        return tf.maximum((size + self.multiple - 1) // self.multiple * self.multiple, self.minimum)
 
     def call(self, inputs):
         if self.multiple <= 1 and self.minimum <= 1:

@@ -1,4 +1,4 @@
-"""``python -m tf_cyclegan.translate``: translate images with a trained run (or an exported SavedModel).
+"""``python -m tf_cyclegan.translate``: translate images with a trained run (or an exported SavedModel or ONNX file).
 
 ``python -m tf_cyclegan.translate --run_dir=runs/NAME --direction=a2b --input=FILE_OR_DIR --output=DIR``
 """
@@ -16,6 +16,7 @@ def parse_args(argv=None):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run_dir", help="a training run directory (reads its config.yaml and latest checkpoint)")
     source.add_argument("--saved_model", help="an exported SavedModel directory (…/<name>_<direction>/<version>)")
+    source.add_argument("--onnx_model", help='an exported .onnx file (export --onnx; pip install -e ".[onnx]")')
     parser.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
     parser.add_argument("--input", required=True, help="an image file or a folder (searched recursively)")
@@ -67,6 +68,8 @@ def translate(args):
         choice = choose_here(args.precision)
         print(choice.line())
         translator = Translator.from_run(args.run_dir, args.direction, args.checkpoint, choice.precision)
+    elif args.onnx_model:
+        translator = Translator.from_onnx(args.onnx_model)
     else:
         translator = Translator.from_saved_model(args.saved_model)
     if args.background:

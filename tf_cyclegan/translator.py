@@ -67,6 +67,25 @@ class Translator:
         translator.bytes_per_pixel = _exported_bytes_per_pixel(path)
         return translator
 
+    @classmethod
+    def from_onnx(cls, path, background=(1.0, 1.0, 1.0)):
+        """An exported ``.onnx`` generator (``export --onnx``), run by ONNX Runtime on the CPU."""
+        from tf_cyclegan import onnx_export  # here: the ONNX extra is optional (a missing one is one line, below)
+
+        if not Path(path).is_file():
+            raise TranslateError(f"--onnx_model: no such file {str(path)!r}")
+        runner = onnx_export.session(path, f"--onnx_model: {path}")
+        inputs, outputs = runner.get_inputs(), runner.get_outputs()
+        if [i.name for i in inputs] != ["images"] or len(inputs[0].shape) != 4:
+            raise TranslateError(f"--onnx_model: {path} is not a tf_cyclegan export (no NHWC input named 'images')")
+
+        def run(images):
+            return {"translated": tf.constant(runner.run(None, {"images": np.asarray(images, np.float32)})[0])}
+
+        translator = cls(None, run, inputs[0].shape[-1], outputs[0].shape[-1], background)
+        translator._loaded = runner
+        return translator
+
     def memory_for(self, height, width):
         """Estimated bytes to translate one ``height`` x ``width`` image untiled (None when unknown)."""
         return None if self.bytes_per_pixel is None else self.bytes_per_pixel * height * width
@@ -81,7 +100,7 @@ class Translator:
         if self.generator is None:
             return (
                 f"{width} x {height} needs about {footprint.gib(need)} untiled, above the "
-                f"{footprint.gib(budget)} allowed (--max_memory_gb); a SavedModel cannot tile: translate it "
+                f"{footprint.gib(budget)} allowed (--max_memory_gb); an exported model cannot tile: translate it "
                 "with --run_dir (tiles) or a smaller image"
             )
         return tile_for(self.bytes_per_pixel, budget, overlap)
