@@ -7,7 +7,7 @@
 
 import sys
 
-from tf_cyclegan import cli
+from tf_cyclegan import cli, fs
 from tf_cyclegan.config import MAX_REQUEST_GB, MAX_REQUEST_PIXELS, TFLITE_VARIANTS
 
 PROG = "python -m tf_cyclegan.export"
@@ -74,6 +74,7 @@ def main(argv=None):
 
 
 def export(args):
+    fs.check_output_folder(args.output)  # before TensorFlow and the model load
     # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan.exporter import export_run
     from tf_cyclegan.webpage import export_web

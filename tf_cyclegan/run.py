@@ -172,6 +172,7 @@ def resolve_config(fields, sets=(), config_file=None):
         fresh = config_lib.load_yaml(preset)
     config_lib.apply_fields(fresh, fields, sets)
     run_dir = fields.get("run_dir") or str(Path("runs") / (fresh.name or config_lib.default_name(fresh)))
+    fs.check_output_folder(run_dir, "--run_dir")  # a file, or a name too long: one line before TensorFlow loads
     if RunPaths(Path(run_dir)).config.is_file():
         config = config_lib.apply_fields(read_config(run_dir, validate=False), fields, sets)
     else:

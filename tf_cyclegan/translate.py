@@ -5,7 +5,7 @@
 
 import sys
 
-from tf_cyclegan import cli
+from tf_cyclegan import cli, fs
 from tf_cyclegan.config import PRECISIONS, TRANSLATE_MAX_PIXELS
 
 PROG = "python -m tf_cyclegan.translate"
@@ -59,6 +59,11 @@ def main(argv=None):
 
 
 def translate(args):
+    fs.check_output_folder(args.output, "--output", args.input)  # before TensorFlow and the model load
+    return _translate(args)
+
+
+def _translate(args):
     # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan.data.images import parse_background
     from tf_cyclegan.precision import choose_here

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_cyclegan import factory, footprint, run
+from tf_cyclegan import factory, footprint, fs, run
 from tf_cyclegan.data.images import parse_background
 from tf_cyclegan.data.sources import IMAGE_EXTENSIONS, list_folder
 from tf_cyclegan.errors import Stopped, UserError
@@ -230,11 +230,7 @@ def _input_files(source):
 
 
 def _output_folder(output, source):
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise TranslateError(f"--output: {output} is a file, not a folder")
-    if Path(source).is_dir() and output.resolve() == Path(source).resolve():
-        raise TranslateError(f"--output: {output} is the --input folder; translations would overwrite the images")
+    output = fs.check_output_folder(output, "--output", source)
     output.mkdir(parents=True, exist_ok=True)
     return output
 
