@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from trainrun import ENV, run_train, saved_values
+from trainrun import ENV, latest, run_train, saved_values
 
 from tf_cyclegan import config as config_lib
 
@@ -102,8 +102,8 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     checkpoints = tmp_path / "resumed" / "checkpoints"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        latest = tf.train.latest_checkpoint(str(checkpoints)) if checkpoints.exists() else None
-        if latest and int(latest.rsplit("-", 1)[1]) >= 30:
+        newest = latest(checkpoints)
+        if newest and int(newest.rsplit("-", 1)[1]) >= 30:
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run finished before it could be killed"
@@ -150,8 +150,8 @@ def test_sigint_and_sigterm_save_a_checkpoint_before_exiting(tmp_path, sig):
     assert process.returncode == 130
     last = stderr.strip().splitlines()[-1]
     assert "interrupted at step" in last and "Traceback" not in stderr
-    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
-    assert latest is not None and int(latest.rsplit("-", 1)[1]) > 0
+    saved = latest(tmp_path / "run" / "checkpoints")
+    assert saved is not None and int(saved.rsplit("-", 1)[1]) > 0
 
 
 @pytest.mark.parametrize(
@@ -296,8 +296,8 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path)
     lines = [l for l in result.stderr.splitlines() if "tf_cyclegan.train: error:" in l]
     assert len(lines) == 1 and "became" in lines[0] and "stopped without saving" in lines[0], result.stderr[-1500:]
     failed_at = int(lines[0].split(" by step ")[1].split(";")[0])
-    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
-    assert latest.endswith(f"ckpt-{failed_at - 1}") and f"ckpt-{failed_at - 1}" in lines[0]
+    saved = latest(tmp_path / "run" / "checkpoints")
+    assert saved.endswith(f"ckpt-{failed_at - 1}") and f"ckpt-{failed_at - 1}" in lines[0]
     assert "Traceback" not in result.stderr
 
 
