@@ -1,4 +1,7 @@
+import fcntl
+import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -36,22 +39,33 @@ def _seeded():
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, worker_id):
     """One small run trained through the CLI, shared by every test that only reads a run
-    (its output files, evaluate, translate, export). Its command's stdout and stderr come with it."""
-    root = tmp_path_factory.mktemp("tiny")
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
-    result = subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.train", *TINY_RUN_ARGS],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    (its output files, evaluate, translate, export). Its command's stdout and stderr come with it.
+
+    Under pytest-xdist the workers share one run (the first to get the lock trains it, ~40 s saved per
+    extra worker): it lives in the session's common temporary folder. The fixture fails if a test wrote into it."""
+    common = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    root = common / "tiny_run"
+    with open(common / "tiny_run.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "output.json").is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a worker killed while training left it half-done
+            root.mkdir()
+            env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}  # as users run it
+            result = subprocess.run(
+                [sys.executable, "-m", "tf_cyclegan.train", *TINY_RUN_ARGS],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            (root / "output.json").write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
+        output = json.loads((root / "output.json").read_text())
     before = _listing(root / "run")
-    yield types.SimpleNamespace(path=root / "run", stdout=result.stdout, stderr=result.stderr)
+    yield types.SimpleNamespace(path=root / "run", stdout=output["stdout"], stderr=output["stderr"])
     changed = sorted(set(before.items()) ^ set(_listing(root / "run").items()))
     assert not changed, f"a test wrote into the shared tiny_run (copy it first): {changed[:5]}"
 
