@@ -13,6 +13,7 @@ CLIS = {
     "tf_cyclegan.export",
     "tf_cyclegan.evaluate",
     "tf_cyclegan.data.__main__",
+    "tf_cyclegan.selfcheck",
 }
 
 
