@@ -1,3 +1,4 @@
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from trainrun import (
     run_train,
     run_workers,
     saved_values,
+    slurm_envs,
     start_workers,
     wait_for_checkpoint,
 )
@@ -166,3 +168,45 @@ def test_two_workers_train_in_lockstep_resume_from_the_chief_and_stop_together_o
     assert latest(checkpoints / ".worker_worker_1").endswith(f"ckpt-{steps[0]}")
     assert pool_state(latest(checkpoints))[1].tolist() == [min(50, steps[0])] * 2
     assert all("Traceback" not in err for _, _, err in results)
+
+
+@pytest.mark.slow
+def test_a_slurm_job_step_finds_its_cluster_without_tf_config_and_resumes(tmp_path):
+    # Two tasks of one srun step on one node (localhost), as SLURM's variables describe them; no TF_CONFIG.
+    results = run_workers([*WORKER_ARGS, "--steps=4"], tmp_path, envs=slurm_envs(2))
+    for index, (_, out, _) in enumerate(results):
+        line = next(line for line in out.splitlines() if line.startswith("cluster from SLURM: "))
+        assert re.fullmatch(
+            rf"cluster from SLURM: worker 0 localhost:\d+, worker 1 localhost:\d+; this task: worker {index}; "
+            "chief: worker 0",
+            line,
+        ), line
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert latest(checkpoints).endswith("ckpt-4") and latest(checkpoints / ".worker_worker_1").endswith("ckpt-4")
+    _, count, _ = pool_state(latest(checkpoints))
+    assert count.tolist() == [4, 4]  # the paper's pool of 50, one per worker's replica
+    resumed = run_workers([*WORKER_ARGS, "--steps=6"], tmp_path, envs=slurm_envs(2))
+    assert all("ckpt-4 at step 4/6" in out for _, out, _ in resumed)
+    assert latest(checkpoints).endswith("ckpt-6")
+
+
+def test_multi_worker_without_a_cluster_is_one_line(tmp_path):
+    env = {key: value for key, value in ENV.items() if key != "TF_CONFIG" and not key.startswith("SLURM_")}
+    result = run_train(["--strategy=multi_worker", "--steps=1"], tmp_path, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "--strategy=multi_worker needs a cluster: run it with srun in a SLURM job, or set TF_CONFIG"
+        in (result.stderr.strip().splitlines()[-1])
+    )
+    batch_only = run_train(["--strategy=multi_worker", "--steps=1"], tmp_path, env={**env, "SLURM_PROCID": "0"})
+    assert batch_only.returncode == 1 and "start it with srun" in batch_only.stderr.strip().splitlines()[-1]
+
+
+def test_slurm_host_and_task_lists_expand_as_slurm_writes_them():
+    from tf_cyclegan.distribute import expand_hostlist, expand_tasks_per_node
+
+    assert expand_hostlist("node[01-03,7],gpu") == ["node01", "node02", "node03", "node7", "gpu"]
+    assert expand_hostlist("localhost") == ["localhost"]
+    assert expand_tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+    with pytest.raises(ValueError, match="cannot read"):
+        expand_hostlist("node[a-b]")

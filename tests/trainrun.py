@@ -115,12 +115,52 @@ def free_ports(n):
     return ports
 
 
-def start_workers(args, cwd, count=2):
-    """``count`` worker processes on loopback running the same command (worker 0 is the chief)."""
+def tf_config_envs(count):
+    """The environment of each of ``count`` workers on loopback, told their cluster by TF_CONFIG."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+    return [
+        {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        for index in range(count)
+    ]
+
+
+def consecutive_free_ports(count):
+    """A first port such that it and the ``count - 1`` after it are free on loopback now."""
+    for _ in range(50):
+        first = free_ports(1)[0]
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sockets.append(socket.socket())
+                sockets[-1].bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError("no run of free ports")
+
+
+def slurm_envs(count):
+    """What ``srun --ntasks=<count>`` on one node sets for each task (no TF_CONFIG), ports from TF_CYCLEGAN_PORT."""
+    base = {key: value for key, value in ENV.items() if key != "TF_CONFIG"}
+    common = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_STEP_NUM_TASKS": str(count),
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_STEP_TASKS_PER_NODE": str(count),
+        "SLURM_NTASKS": str(count),
+        "TF_CYCLEGAN_PORT": str(consecutive_free_ports(count)),
+    }
+    return [{**base, **common, "SLURM_PROCID": str(index), "SLURM_LOCALID": str(index)} for index in range(count)]
+
+
+def start_workers(args, cwd, count=2, envs=None):
+    """``count`` worker processes on loopback running the same command (worker 0 is the chief); ``envs``:
+    each worker's environment (default: TF_CONFIG naming loopback ports)."""
     processes = []
-    for index in range(count):
-        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+    for env in envs or tf_config_envs(count):
         processes.append(
             subprocess.Popen(
                 train_command(["--strategy=multi_worker", *args]),
@@ -144,8 +184,8 @@ def finish(processes, timeout=600):
     return [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
 
 
-def run_workers(args, cwd, count=2):
-    results = finish(start_workers(args, cwd, count))
+def run_workers(args, cwd, count=2, envs=None):
+    results = finish(start_workers(args, cwd, count, envs))
     for code, _, err in results:
         assert code == 0, err[-3000:]
     return results

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -21,14 +22,97 @@ def split_cpu(replicas):
         raise StrategyError("--cpu_replicas must be applied before TensorFlow initialises its devices") from None
 
 
-def make_strategy(name, cpu_replicas=0):
+PORT_ENV = "TF_CYCLEGAN_PORT"  # under SLURM: the first port of a node's workers (task k on a node: PORT + k)
+
+
+def cluster_resolver():
+    """(resolver, where it came from) for ``--strategy=multi_worker``: TF_CONFIG when it is set (a Kubernetes
+    operator or manifest sets it, or you do: it is explicit, so it wins), else a SLURM job step (srun, one task per
+    worker: SLURM_PROCID, SLURM_STEP_NODELIST, SLURM_STEP_TASKS_PER_NODE; task k on a node listens on
+    TF_CYCLEGAN_PORT + k, default 8888)."""
+    env = os.environ
+    if "SLURM_PROCID" in env and "TF_CONFIG" not in env:
+        if "SLURM_STEP_NODELIST" not in env:
+            raise StrategyError(
+                "--strategy=multi_worker under SLURM: start it with srun (one task per worker), not in the batch "
+                "script alone (SLURM_STEP_NODELIST is not set)"
+            )
+        try:
+            port = int(env.get(PORT_ENV, "8888"))
+            hosts = expand_hostlist(env["SLURM_STEP_NODELIST"])
+            per_node = expand_tasks_per_node(env.get("SLURM_STEP_TASKS_PER_NODE", "1"))
+            rank = int(env["SLURM_PROCID"])
+        except ValueError as error:
+            raise StrategyError(f"--strategy=multi_worker under SLURM: {error}") from None
+        if len(per_node) != len(hosts):
+            raise StrategyError(
+                f"--strategy=multi_worker under SLURM: {len(hosts)} host(s) in SLURM_STEP_NODELIST but "
+                f"{len(per_node)} in SLURM_STEP_TASKS_PER_NODE"
+            )
+        workers = [f"{host}:{port + k}" for host, count in zip(hosts, per_node) for k in range(count)]
+        if not 0 <= rank < len(workers):
+            raise StrategyError(f"--strategy=multi_worker under SLURM: SLURM_PROCID={rank} but {len(workers)} tasks")
+        gpus = len(tf.config.list_physical_devices("GPU"))  # as SLURM bound them to this task (CUDA_VISIBLE_DEVICES)
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec({"worker": workers}),
+            task_type="worker",
+            task_id=rank,
+            num_accelerators={"GPU": gpus} if gpus else None,
+            rpc_layer="grpc",
+        )
+        return resolver, "SLURM"
+    if "TF_CONFIG" in env:
+        return tf.distribute.cluster_resolver.TFConfigClusterResolver(), "TF_CONFIG"
+    raise StrategyError(
+        "--strategy=multi_worker needs a cluster: run it with srun in a SLURM job, or set TF_CONFIG (cluster and task)"
+    )
+
+
+def expand_hostlist(text):
+    """SLURM's compressed host list as names: ``node[01-03,7],gpu`` → node01, node02, node03, node7, gpu."""
+    hosts = []
+    for name, ranges in re.findall(r"([^,\[]+)(?:\[([^\]]*)\])?,?", text.strip()):
+        if not ranges:
+            hosts.append(name)
+            continue
+        for part in ranges.split(","):
+            low, _, high = part.partition("-")
+            if not low.isdigit() or (high and not high.isdigit()):
+                raise ValueError(f"cannot read the host list {text!r}")
+            hosts += [f"{name}{number:0{len(low)}d}" for number in range(int(low), int(high or low) + 1)]
+    if not hosts:
+        raise ValueError(f"cannot read the host list {text!r}")
+    return hosts
+
+
+def expand_tasks_per_node(text):
+    """SLURM's tasks per node as a list: ``2(x3),1`` → [2, 2, 2, 1]."""
+    counts = []
+    for part in text.strip().split(","):
+        match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if not match:
+            raise ValueError(f"cannot read SLURM_STEP_TASKS_PER_NODE={text!r}")
+        counts += [int(match.group(1))] * int(match.group(2) or 1)
+    return counts
+
+
+def cluster_line(resolver, source):
+    """The start line naming the cluster: its source, hosts, this task and the chief."""
+    spec = resolver.cluster_spec().as_dict()
+    hosts = ", ".join(f"{kind} {i} {address}" for kind, tasks in spec.items() for i, address in enumerate(tasks))
+    chief = "chief 0" if "chief" in spec else "worker 0"
+    return f"cluster from {source}: {hosts}; this task: {resolver.task_type} {resolver.task_id}; chief: {chief}"
+
+
+def make_strategy(name, cpu_replicas=0, log=print):
     """``auto`` → MirroredStrategy with >1 GPU (or CPU replicas), else the default strategy."""
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise StrategyError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task)")
+        resolver, source = cluster_resolver()
         if cpu_replicas:
             split_cpu(cpu_replicas)
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        log(cluster_line(resolver, source))
+        return strategy
     if cpu_replicas:
         split_cpu(cpu_replicas)
     gpus = tf.config.list_logical_devices("GPU")

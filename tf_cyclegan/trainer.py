@@ -88,7 +88,7 @@ def run_session(session, log=print, progress=True):
     """Runs a session from start_session to the end of its training (see ``train``)."""
     train_settings = session.config.train
     with run_settings(train_settings.seed, train_settings.deterministic, train_settings.precision):
-        session.strategy = distribute.make_strategy(train_settings.strategy, train_settings.cpu_replicas)
+        session.strategy = distribute.make_strategy(train_settings.strategy, train_settings.cpu_replicas, log)
         with _lock(session, log):
             prepare(session, log)
             resumed_from = restore(session, log)
