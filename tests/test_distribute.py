@@ -198,8 +198,20 @@ def test_multi_worker_without_a_cluster_is_one_line(tmp_path):
         "--strategy=multi_worker needs a cluster: run it with srun in a SLURM job, or set TF_CONFIG"
         in (result.stderr.strip().splitlines()[-1])
     )
-    batch_only = run_train(["--strategy=multi_worker", "--steps=1"], tmp_path, env={**env, "SLURM_PROCID": "0"})
-    assert batch_only.returncode == 1 and "start it with srun" in batch_only.stderr.strip().splitlines()[-1]
+
+
+def test_a_slurm_batch_script_without_srun_is_told_to_use_srun(monkeypatch):
+    from tf_cyclegan import distribute
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("SLURM_STEP_NODELIST", raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    with pytest.raises(distribute.StrategyError, match="start it with srun"):
+        distribute.cluster_resolver()
+    monkeypatch.setenv("SLURM_STEP_NODELIST", "node[1-2]")
+    monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "1(x3)")
+    with pytest.raises(distribute.StrategyError, match="2 host.s. in SLURM_STEP_NODELIST but 3"):
+        distribute.cluster_resolver()
 
 
 def test_slurm_host_and_task_lists_expand_as_slurm_writes_them():
