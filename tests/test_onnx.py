@@ -100,3 +100,15 @@ def test_without_the_onnx_extra_export_onnx_says_how_to_install_it(tiny_run, tmp
         'pip install -e ".[onnx]" (tf2onnx, onnx, onnxruntime)'
     )
     assert not any(tmp_path.glob("tiny_*")), "nothing is exported when the extra is missing"
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"0")
+    translate = subprocess.run(
+        [sys.executable, "-m", "tf_cyclegan.translate", f"--onnx_model={model}", f"--input={model}", "--output=o"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert translate.returncode == 1 and "Traceback" not in translate.stderr
+    assert "error: --onnx_model needs the ONNX extra (onnxruntime is not installed)" in translate.stderr

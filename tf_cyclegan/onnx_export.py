@@ -24,14 +24,14 @@ class OnnxError(UserError):
     """The ONNX extra is missing, or a converted model does not match the generator."""
 
 
-def modules():
-    """(tf2onnx, onnx, onnxruntime), or OnnxError saying how to install them."""
+def modules(flag="--onnx"):
+    """(tf2onnx, onnx, onnxruntime), or OnnxError naming ``flag`` and saying how to install them."""
     try:
         import onnx
         import onnxruntime
         import tf2onnx
     except ImportError as error:
-        raise OnnxError(f"--onnx needs the ONNX extra ({error.name} is not installed): {INSTALL}") from None
+        raise OnnxError(f"{flag} needs the ONNX extra ({error.name} is not installed): {INSTALL}") from None
     return tf2onnx, onnx, onnxruntime
 
 
@@ -67,9 +67,9 @@ def _modernize(model, onnx):
                 attribute.CopyFrom(onnx.helper.make_attribute("nearest_mode", "floor"))
 
 
-def session(model, name="the converted model"):
+def session(model, name="the converted model", flag="--onnx"):
     """An ONNX Runtime session on the CPU for a model's bytes or path; ``name`` heads the error when it cannot load."""
-    _, _, onnxruntime = modules()
+    _, _, onnxruntime = modules(flag)
     source = model if isinstance(model, bytes) else str(model)
     try:
         return onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])

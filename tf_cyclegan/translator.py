@@ -74,7 +74,7 @@ class Translator:
 
         if not Path(path).is_file():
             raise TranslateError(f"--onnx_model: no such file {str(path)!r}")
-        runner = onnx_export.session(path, f"--onnx_model: {path}")
+        runner = onnx_export.session(path, f"--onnx_model: {path}", flag="--onnx_model")
         inputs, outputs = runner.get_inputs(), runner.get_outputs()
         if [i.name for i in inputs] != ["images"] or len(inputs[0].shape) != 4:
             raise TranslateError(f"--onnx_model: {path} is not a tf_cyclegan export (no NHWC input named 'images')")
