@@ -1,15 +1,13 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
 import types
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from trainrun import ENV
+from trainrun import cli
 
 from tf_cyclegan import metrics
 from tf_cyclegan.evaluator import FeatureNetwork, evaluate_direction, format_table
@@ -126,20 +124,7 @@ def test_evaluate_cli_reports_paired_metrics_and_says_why_kid_is_missing(tiny_ru
     run = tmp_path / "run"
     shutil.copytree(tiny_run.path, run)  # evaluate writes eval.json and logs/eval into the run: a copy of it
     missing = tmp_path / "no_such_inception.h5"  # no KID/FID features, whatever the network or the Keras cache hold
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tf_cyclegan.evaluate",
-            f"--run_dir={run}",
-            "--direction=a2b",
-            f"--inception_weights={missing}",
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli("tf_cyclegan.evaluate", f"--run_dir={run}", "--direction=a2b", f"--inception_weights={missing}")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((run / "eval.json").read_text())
     assert report["feature_network"] is None and str(missing) in report["notes"][0] and "b2a" not in report
@@ -149,13 +134,7 @@ def test_evaluate_cli_reports_paired_metrics_and_says_why_kid_is_missing(tiny_ru
     assert "health at step 8 (training's last check; health.json):" in result.stdout  # the run's latest health
     assert re.search(r"a2b: away [\d.]+, diversity [\d.]+, discriminator", result.stdout)
     assert any(p.name.startswith("events") for p in (run / "logs" / "eval").iterdir())
-    bad = subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.evaluate", f"--run_dir={run}", "--metrics=foo"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = cli("tf_cyclegan.evaluate", f"--run_dir={run}", "--metrics=foo", timeout=60)
     assert bad.returncode == 2 and "--metrics: 'foo'" in bad.stderr
 
 

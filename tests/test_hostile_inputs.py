@@ -28,7 +28,7 @@ from badfiles import (
 )
 from PIL import Image, ImageOps
 from test_bad_inputs import measured
-from trainrun import ENV, run_train
+from trainrun import ENV, cli, run_train
 
 EMOJI = Path(__file__).resolve().parent.parent / "tf_cyclegan" / "datasets" / "emoji"
 PEAK_MB = 2000  # the bound for every hostile file on this 24 GB machine (#26)
@@ -150,19 +150,12 @@ print("MAXRSS_MB", int(peak) // 1024)
 
 
 def test_one_serving_request_cannot_take_the_server_down(tiny_run, tmp_path):
-    export = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tf_cyclegan.export",
-            f"--run_dir={tiny_run.path}",
-            f"--output={tmp_path}",
-            "--direction=a2b",
-            "--max_request_gb=0.05",
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
+    export = cli(
+        "tf_cyclegan.export",
+        f"--run_dir={tiny_run.path}",
+        f"--output={tmp_path}",
+        "--direction=a2b",
+        "--max_request_gb=0.05",
         timeout=600,
     )
     assert export.returncode == 0, export.stderr[-2000:]
@@ -363,19 +356,8 @@ def test_an_export_killed_midway_leaves_a_staging_folder_the_next_export_removes
     left = tmp_path / "tiny_a2b" / f".staging-{socket.gethostname()}-{dead.stdout.strip()}-abc"
     left.mkdir(parents=True)
     (left / "saved_model.pb").write_bytes(b"half")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tf_cyclegan.export",
-            f"--run_dir={tiny_run.path}",
-            f"--output={tmp_path}",
-            "--direction=a2b",
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = cli(
+        "tf_cyclegan.export", f"--run_dir={tiny_run.path}", f"--output={tmp_path}", "--direction=a2b", timeout=600
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"removed {left}" in result.stdout and not left.exists()

@@ -2,9 +2,6 @@
 run's Keras generators at sizes that are not multiples of the network's stride and at batch 2; translate --onnx_model;
 the one-line errors (extra missing, a file that is not ONNX)."""
 
-import subprocess
-import sys
-
 import numpy as np
 import onnxruntime
 import pytest
@@ -87,13 +84,7 @@ def test_without_the_onnx_extra_export_onnx_says_how_to_install_it(tiny_run, tmp
         "raise ModuleNotFoundError(\"No module named 'onnxruntime'\", name='onnxruntime')\n"
     )
     env = {**ENV, "PYTHONPATH": f"{shadow}:{ENV.get('PYTHONPATH', '')}"}
-    result = subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.export", f"--run_dir={tiny_run.path}", f"--output={tmp_path}", "--onnx"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli("tf_cyclegan.export", f"--run_dir={tiny_run.path}", f"--output={tmp_path}", "--onnx", env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "python -m tf_cyclegan.export: error: --onnx needs the ONNX extra (onnxruntime is not installed): "
@@ -102,13 +93,8 @@ def test_without_the_onnx_extra_export_onnx_says_how_to_install_it(tiny_run, tmp
     assert not any(tmp_path.glob("tiny_*")), "nothing is exported when the extra is missing"
     model = tmp_path / "model.onnx"
     model.write_bytes(b"0")
-    translate = subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.translate", f"--onnx_model={model}", f"--input={model}", "--output=o"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    translate = cli(
+        "tf_cyclegan.translate", f"--onnx_model={model}", f"--input={model}", "--output=o", cwd=tmp_path, env=env
     )
     assert translate.returncode == 1 and "Traceback" not in translate.stderr
     assert "error: --onnx_model needs the ONNX extra (onnxruntime is not installed)" in translate.stderr

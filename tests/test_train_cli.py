@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from trainrun import ENV, latest, run_train, saved_values
+from trainrun import ENV, cli, latest, run_train, saved_values
 
 from tf_cyclegan import config as config_lib
 
@@ -311,12 +311,8 @@ def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
     minutes = (time.monotonic() - started) / 60
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted((tmp_path / "run" / "samples").glob("*_a2b.png"))
-    evaluated = subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    evaluated = cli(
+        "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle", cwd=tmp_path, timeout=600
     )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     scores = json.loads((tmp_path / "run" / "eval.json").read_text())["a2b"]
@@ -332,12 +328,8 @@ def test_the_quickstart_translates_noto_towards_twemoji(tmp_path):
 def quickstart_scores(tmp_path, *flags):
     result = run_train(["--run_dir=run", *flags], cwd=tmp_path, timeout=1500)
     assert result.returncode == 0, result.stderr[-2000:]
-    evaluated = subprocess.run(
-        [sys.executable, "-m", "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    evaluated = cli(
+        "tf_cyclegan.evaluate", "--run_dir=run", "--direction=a2b", "--metrics=paired,cycle", cwd=tmp_path, timeout=600
     )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     return json.loads((tmp_path / "run" / "eval.json").read_text())["a2b"]["translation"]

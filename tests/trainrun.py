@@ -33,10 +33,10 @@ def run_train(args, cwd, timeout=600, env=None):
     return subprocess.run(train_command(args), cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout)
 
 
-def cli(module, *args, cwd=None, timeout=300):
+def cli(module, *args, cwd=None, timeout=300, env=None):
     """``python -m <module> <args>`` as a user runs it, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -117,15 +117,15 @@ class LossLog(Periodic):
         self.window = (time.perf_counter(), step)
 
 
-class Progress(Hook):
+class Progress(Periodic):
     """The terminal's progress bar (every step on a terminal), or a plain line per log interval in a log file.
 
     ``say`` prints another hook's message on a line of its own, not glued to the end of the bar.
     """
 
     def __init__(self, total, steps_per_epoch, log_every, log=print, enabled=True, stream=sys.stdout):
-        self.total, self.steps_per_epoch, self.log_every, self.log = total, steps_per_epoch, log_every, log
-        self.enabled, self.stream = enabled, stream
+        super().__init__(log_every, total)
+        self.steps_per_epoch, self.log, self.enabled, self.stream = steps_per_epoch, log, enabled, stream
         self.bar = keras.utils.Progbar(
             total, stateful_metrics=["epoch", THROUGHPUT, *SHOWN], unit_name="step", verbose=1 if enabled else 0
         )
@@ -135,8 +135,7 @@ class Progress(Hook):
         return self.stream.isatty()
 
     def due(self, step):
-        logged = step % self.log_every == 0 or step == self.total
-        return self.enabled and (logged or self._terminal())
+        return self.enabled and (super().due(step) or self._terminal())
 
     def __call__(self, step, logs):
         shown = [("epoch", -(-step // self.steps_per_epoch))]

@@ -266,7 +266,7 @@ class Trainer:
     """
 
     def __init__(self, step_function, hooks, *, trackers, checkpoints, total, multi_worker=False, writer=None):
-        self.hooks, self.trackers, self.checkpoints, self.total = hooks, trackers, checkpoints, total
+        self.trackers, self.checkpoints, self.total = trackers, checkpoints, total
         self.multi_worker, self.writer = multi_worker, writer or tf.summary.create_noop_writer()
         self.loop = hooks_lib.Loop(step_function, hooks, self._read_losses, total)
 
