@@ -14,7 +14,16 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["tf_cyclegan", "tf_cyclegan.*"]),
     include_package_data=True,
-    package_data={"tf_cyclegan": ["datasets/emoji/**/*", "datasets/emoji/*", "presets/*.yaml", "page/*"]},
+    package_data={
+        "tf_cyclegan": [
+            "datasets/fluent/**/*",
+            "datasets/fluent/*",
+            "datasets/emoji/**/*",
+            "datasets/emoji/*",
+            "presets/*.yaml",
+            "page/*",
+        ]
+    },
     python_requires=">=3.10,<3.14",
     install_requires=[
         "tensorflow>=2.18,<2.22",

@@ -58,7 +58,7 @@ def main():
         config.name, config.train.num_samples = "quality_emoji", 0
         session = trainer.start_session(config_lib.validate(config))
         minutes = trainer.run_session(session, log=lambda line: None, progress=False).get("seconds", 0) / 60
-        generator_ab, generator_ba = session.model.generator_ab, session.model.generator_ba
+        generator_ab, generator_ba = session.model.translator_ab, session.model.translator_ba
         trained = f"{config.train.steps} steps ({minutes:.1f} min)"
     features, note = None, ""
     try:

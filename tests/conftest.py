@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-# The shared run: the quickstart preset (emoji data, U-Net, pool 50, identity loss) shrunk to 32 px and 4 channels.
+# The shared run: the quickstart preset (bundled Fluent data, U-Net, pool 50, identity loss) at 32 px and 4 channels.
 # --max_dataset_size=4 only makes an epoch 4 steps long, so that --eval_every=1 evaluates twice in 8 steps.
 TINY_RUN_ARGS = [
     "--steps=8",

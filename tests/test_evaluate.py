@@ -109,7 +109,7 @@ def test_a_resumed_run_reads_best_json_and_replaces_it_only_when_beaten(tiny_run
     config = run_lib.read_config(tmp_path / "run")
     run_lib.write_best(config.run_dir, {"metric": "a2b/psnr", "value": recorded, "step": 8})
     identity = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Identity()])
-    model = types.SimpleNamespace(generator_ab=identity, generator_ba=identity)
+    model = types.SimpleNamespace(translator_ab=identity, translator_ba=identity)  # what evaluation translates with
     pipeline = data_lib.prepare(config.data, 1, report=lambda line: None)
     lines = []
     evaluation = PeriodicEvaluation(config, pipeline, tf.train.Checkpoint(step=tf.Variable(12)), True, lines.append)

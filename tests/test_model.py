@@ -6,7 +6,9 @@ import tensorflow as tf
 from tf_cyclegan import CycleGAN, build_discriminator, build_generator, metrics
 
 
-def tiny_cyclegan(size=16, pool_size=50, gan_loss="lsgan", lambda_identity=0.5, ngf=4, kind="resnet_1blocks"):
+def tiny_cyclegan(
+    size=16, pool_size=50, gan_loss="lsgan", lambda_identity=0.5, ngf=4, kind="resnet_1blocks", **options
+):
     model = CycleGAN(
         build_generator(kind, ngf=ngf, name="generator_ab"),
         build_generator(kind, ngf=ngf, name="generator_ba"),
@@ -16,6 +18,7 @@ def tiny_cyclegan(size=16, pool_size=50, gan_loss="lsgan", lambda_identity=0.5, 
         lambda_identity=lambda_identity,
         pool_size=pool_size,
         image_shape=(size, size, 3),
+        **options,
     )
     model.compile()
     return model

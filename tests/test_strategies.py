@@ -9,6 +9,7 @@ processes; CI runs them after the default suite.
 import json
 import math
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,8 @@ from trainrun import (
 pytestmark = pytest.mark.slow
 
 MIRRORED = ["--strategy=mirrored", "--cpu_replicas=2"]
+# The small-dataset levers on top of a paper preset: averaged generators and every DiffAugment transform.
+EXTRAS = ["--ema_decay=0.99", "--diffaugment=color,translation,cutout"]
 STEPS = 24
 COMMON = [
     f"--steps={STEPS}",
@@ -65,10 +68,11 @@ def expected_pool_count(steps, global_batch, replicas):
     return min(50, steps * global_batch // replicas)
 
 
+@pytest.mark.parametrize("extras", [[], EXTRAS], ids=["paper", "ema_diffaugment"])
 @pytest.mark.parametrize("strategy", list(LAUNCH))
-def test_killed_and_resumed_runs_end_equal_to_uninterrupted_ones_with_their_pools(tmp_path, strategy):
+def test_killed_and_resumed_runs_end_equal_to_uninterrupted_ones_with_their_pools(tmp_path, strategy, extras):
     preset, batch, replicas, launch = LAUNCH[strategy]
-    args = [*paper(preset), *COMMON, f"--batch_size={batch}"]
+    args = [*paper(preset), *COMMON, f"--batch_size={batch}", *extras]
     for code, _, err in finish(launch([*args, "--run_dir=straight"], tmp_path)):
         assert code == 0, err[-3000:]
 
@@ -82,7 +86,13 @@ def test_killed_and_resumed_runs_end_equal_to_uninterrupted_ones_with_their_pool
 
     straight, again = latest(tmp_path / "straight" / "checkpoints"), latest(tmp_path / "resumed" / "checkpoints")
     assert checkpoint_step(straight) == checkpoint_step(again) == STEPS and 4 <= killed_at < STEPS
-    assert_same_values(saved_values(straight), saved_values(again), atol=1e-5)
+    values = saved_values(again)
+    assert_same_values(saved_values(straight), values, atol=1e-5)  # weights, averages, Adam moments, pools
+    averages = [name for name in values if name.startswith("model/ema_generator_")]
+    assert bool(averages) == bool(extras)
+    if extras:  # the averages moved away from their start and lag the trained weights
+        ab, ba = _restored(again, averaged=True), _restored(again, averaged=False)
+        assert 0 < max(np.abs(a - b).max() for a, b in zip(ab, ba)) < 0.05
     for domain in "ab":
         images, count, draws = pool_state(again, domain)
         assert images.shape == (replicas, 50, 32, 32, 3)
@@ -92,6 +102,17 @@ def test_killed_and_resumed_runs_end_equal_to_uninterrupted_ones_with_their_pool
         assert np.abs(images[:, :filled]).max() > 0 and np.abs(images[:, filled:]).max() == 0
         if replicas > 1:  # each replica keeps its own history of its own fakes
             assert np.abs(images[0, :filled] - images[1, :filled]).mean() > 1e-3
+
+
+def _restored(checkpoint, averaged):
+    """The A→B generator's weights in a run's checkpoint: the averaged ones or the trained ones."""
+    from tf_cyclegan import factory, run
+
+    run_dir = Path(checkpoint).parent.parent
+    config = run.read_config(run_dir)
+    if not averaged:
+        config.train.ema_decay = 0.0
+    return factory.restore_generators(config, checkpoint)[0].get_weights()
 
 
 def test_a_mirrored_run_resumes_on_one_device_and_back(tmp_path):
@@ -117,13 +138,18 @@ def test_a_mirrored_run_resumes_on_one_device_and_back(tmp_path):
     np.testing.assert_array_equal(images_back[1, :12], images_one[0, :12])  # the extra replica starts from a copy
 
 
-@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_under_mirrored_with_the_pool(tmp_path, precision):
+@pytest.mark.parametrize(
+    "precision, extras",
+    [("mixed_bfloat16", []), ("mixed_float16", []), ("mixed_float16", EXTRAS)],
+    ids=["mixed_bfloat16", "mixed_float16", "mixed_float16_ema_diffaugment"],
+)
+def test_mixed_precision_under_mirrored_with_the_pool(tmp_path, precision, extras):
     result = checked(
         run_train(
             [
                 *MIRRORED,
                 *paper("monet2photo"),
+                *extras,
                 f"--precision={precision}",
                 "--steps=4",
                 "--batch_size=4",
@@ -144,17 +170,22 @@ def test_mixed_precision_under_mirrored_with_the_pool(tmp_path, precision):
     assert len(losses) == 2 and all(math.isfinite(value) for value in losses)
 
 
-@pytest.mark.parametrize("strategy", [[], MIRRORED], ids=["one_device", "mirrored"])
-def test_jit_compile_trains_with_the_pool(tmp_path, strategy):
-    result = checked(
-        run_train(
-            [*strategy, *paper("monet2photo"), "--jit_compile=true", "--steps=4", "--batch_size=4", "--run_dir=run"],
-            tmp_path,
-        )
-    )
+@pytest.mark.parametrize(
+    "strategy, extras",
+    [([], []), (MIRRORED, []), (MIRRORED, EXTRAS)],
+    ids=["one_device", "mirrored", "mirrored_ema_diffaugment"],
+)
+def test_jit_compile_trains_with_the_pool(tmp_path, strategy, extras):
+    args = [*strategy, *paper("monet2photo"), *extras, "--jit_compile=true", "--steps=4", "--batch_size=4"]
+    result = checked(run_train([*args, "--run_dir=run"], tmp_path))
     assert "--jit_compile=true on a CPU" in result.stdout  # the start line says XLA is no faster on a CPU
     _, count, _ = pool_state(latest(tmp_path / "run" / "checkpoints"))
     assert count.tolist() == ([8, 8] if strategy else [16])
+    if extras:  # XLA's random draws (DiffAugment) are deterministic too: a second run ends bit-equal
+        checked(run_train([*args, "--deterministic=true", "--run_dir=again"], tmp_path))
+        checked(run_train([*args, "--deterministic=true", "--run_dir=again2"], tmp_path))
+        first, second = (saved_values(latest(tmp_path / name / "checkpoints")) for name in ("again", "again2"))
+        assert_same_values(first, second)
 
 
 def test_eval_every_under_mirrored_keeps_the_best_checkpoint(tmp_path):

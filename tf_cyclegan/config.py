@@ -19,6 +19,7 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 MAX_SIDE = 16384  # image_size / load_size: TensorFlow's image ops and any network past this are out of reach
 MAX_CONFIG_BYTES = 1_000_000  # a preset or config.yaml is a few hundred bytes; anything larger is not one
+DIFFAUGMENT = ("color", "translation", "cutout")  # DiffAugment's transforms (Zhao et al. 2020), see augment.py
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # Shared by the command lines (which must not load TensorFlow to print --help) and the library.
 TFLITE_VARIANTS = ("fp32", "fp16", "int8", "int8_full")
@@ -31,7 +32,7 @@ TRANSLATE_MAX_PIXELS = 50_000_000  # translate's decode limit: above training's,
 class DataConfig:
     """Where the two domains come from and how images are prepared."""
 
-    dataset: str = "emoji"  # 'emoji' (bundled), a TFDS name like cycle_gan/horse2zebra, or a folder with trainA/trainB
+    dataset: str = "fluent"  # 'fluent', 'emoji' (bundled), a TFDS name (cycle_gan/horse2zebra), a folder
     domain_a: str = ""  # two folders of your own images (override dataset)
     domain_b: str = ""
     test_a: str = ""
@@ -48,8 +49,7 @@ class DataConfig:
     background: str = "white"  # composite colour for transparent pixels: white, black, gray or R,G,B (0-255)
     max_dataset_size: int = count(0)  # 0 = all images
     cache: bool = False  # keep resized images in memory (resize_and_crop only)
-    # Images whose header declares more are skipped, never decoded (0 = no limit).
-    max_pixels: int = setting(25_000_000, low=0, high=2**40)
+    max_pixels: int = setting(25_000_000, low=0, high=2**40)  # larger images are skipped, not decoded (0 = no limit)
 
     @property
     def fixed_size(self):
@@ -92,6 +92,7 @@ class LossConfig:
     lambda_identity: float = weight(0.5)
     lambda_gp: float = weight(10.0)
     pool_size: int = count(50)
+    diffaugment: str = setting("", parts=DIFFAUGMENT)  # for every image the discriminators see ('' = off)
 
 
 @dataclasses.dataclass
@@ -118,9 +119,9 @@ class TrainConfig:
     num_samples: int = count(4, high=256)  # test images shown in sample grids
     strategy: str = setting("auto", choices=("auto", "default", "mirrored", "multi_worker"))
     cpu_replicas: int = count(0, high=256)  # split the CPU into N logical devices (testing mirrored on CPU)
-    # auto (bf16 where the hardware has it natively), float32, mixed_bfloat16, mixed_float16
-    precision: str = setting("auto", choices=PRECISIONS)
+    precision: str = setting("auto", choices=PRECISIONS)  # auto: bf16 where the hardware has it natively
     jit_compile: bool = False
+    ema_decay: float = setting(0.0, low=0.0, high=1.0, high_open=True)  # averaged generators translate (0 = off)
     health_images: int = count(32, high=4096)  # test images per domain for the health checks (0 = no checks)
     # warn, or stop: save a checkpoint and exit with code 3 (see health.py)
     on_unhealthy: str = setting("warn", choices=("warn", "stop"))

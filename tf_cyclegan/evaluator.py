@@ -273,8 +273,8 @@ class PeriodicEvaluation:
         """Scores the generators, logs the scores, and refreshes best/ when the chosen metric improved."""
 
         results = evaluate_generators(
-            model.generator_ab,
-            model.generator_ba,
+            model.translator_ab,  # the averaged generators under EMA
+            model.translator_ba,
             self.pipeline,
             metrics=self.METRICS,
             features=self.features,

@@ -8,10 +8,11 @@ from tf_cyclegan import checkpoints, run
 from tf_cyclegan import config as config_lib
 from tf_cyclegan.model import CycleGAN
 from tf_cyclegan.networks import build_discriminator, build_generator
+from tf_cyclegan.rules import split_parts
 
 
-def build_generators(config):
-    """The two generators a config describes (what translate and export restore)."""
+def build_generators(config, prefix=""):
+    """The two generators a config describes (what translate and export restore), named ``<prefix>generator_ab``."""
     model, data = config.model, config.data
     kind = config_lib.generator_kind(model)
     common = dict(
@@ -24,8 +25,8 @@ def build_generators(config):
         init_gain=model.init_gain,
     )
     return (
-        build_generator(kind, data.channels_a, data.channels_b, name="generator_ab", **common),
-        build_generator(kind, data.channels_b, data.channels_a, name="generator_ba", **common),
+        build_generator(kind, data.channels_a, data.channels_b, name=f"{prefix}generator_ab", **common),
+        build_generator(kind, data.channels_b, data.channels_a, name=f"{prefix}generator_ba", **common),
     )
 
 
@@ -57,6 +58,9 @@ def build_model(config):
         pool_size=loss.pool_size if fixed else 0,
         image_shape=(data.image_size, data.image_size, data.channels_a) if fixed else None,
         seed=config.train.seed,
+        ema_decay=config.train.ema_decay,
+        averaged_generators=build_generators(config, "ema_") if config.train.ema_decay > 0 else None,
+        diffaugment=split_parts(loss.diffaugment),
     )
 
 
@@ -85,12 +89,15 @@ def restore_run(run_dir, checkpoint=None, purpose="use", attempts=3):
 
 
 def restore_generators(config, checkpoint_path):
-    """Rebuilds the generators from a run's config and restores only their weights.
+    """Rebuilds the generators from a run's config and restores only their weights: the averaged ones
+    (``ema_generator_ab``/``_ba``) when the run kept an average (``--ema_decay``), as training's samples did.
 
     A damaged or mismatched checkpoint is a CheckpointError naming it and the other checkpoints to try.
     """
     generator_ab, generator_ba = build_generators(config)
-    holder = tf.train.Checkpoint(model=tf.train.Checkpoint(generator_ab=generator_ab, generator_ba=generator_ba))
+    prefix = "ema_" if config.train.ema_decay > 0 else ""
+    saved = {f"{prefix}generator_ab": generator_ab, f"{prefix}generator_ba": generator_ba}
+    holder = tf.train.Checkpoint(model=tf.train.Checkpoint(**saved))
     reason = checkpoints.damage(checkpoint_path)
     if not reason:
         try:

@@ -106,10 +106,16 @@ class Probe:
     def __init__(self, model, images_a, images_b, batch=16):
 
         self.model, self.images, self.batch = model, {"a": images_a, "b": images_b}, batch
+        networks = {  # the generators that translate: the averaged ones under EMA
+            "generator_ab": model.translator_ab,
+            "generator_ba": model.translator_ba,
+            "discriminator_a": model.discriminator_a,
+            "discriminator_b": model.discriminator_b,
+        }
         self._calls = {
             # The default argument binds each network now, not the loop's last name.
-            name: tf.function(lambda x, network=getattr(model, name): network(x, training=False), reduce_retracing=True)  # noqa: B008
-            for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+            name: tf.function(lambda x, network=network: network(x, training=False), reduce_retracing=True)
+            for name, network in networks.items()
         }
 
     def _run(self, name, images):

@@ -3,9 +3,10 @@
 import keras
 import tensorflow as tf
 
-from tf_cyclegan import losses
-from tf_cyclegan.optimizers import FusedAdam
-from tf_cyclegan.pool import HistoryPool
+from tf_cyclegan import averaging, losses
+from tf_cyclegan.augment import diff_augment
+from tf_cyclegan.optimizers import FusedAdam, apply_gradients
+from tf_cyclegan.pool import make_pools, replica_id
 
 TRAIN_METRICS = (
     "gan_ab",
@@ -19,29 +20,6 @@ TRAIN_METRICS = (
     "disc_b",
 )
 TEST_METRICS = ("cycle_l1_a", "cycle_l1_b", "identity_l1_a", "identity_l1_b")
-
-
-def _apply(optimizer, grads, variables):
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        grads = _agree_on_overflow(grads)
-    optimizer.apply_gradients(zip(grads, variables))
-
-
-def _agree_on_overflow(grads):
-    """Makes every replica's gradients non-finite when any replica's are.
-
-    Keras's LossScaleOptimizer decides whether to skip an update from local, not yet
-    all-reduced gradients (the first replica's, or each replica its own): an overflow
-    on another replica then reached the weights as NaN (seen with mixed_float16 on two
-    replicas). One all-reduced flag makes every replica skip the same updates.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return grads
-    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
-    overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
-    poison = tf.where(overflowed > 0, float("inf"), 0.0)
-    return [g if g is None else g + tf.cast(poison, g.dtype) for g in grads]
 
 
 def _same_image_shape(x, y):
@@ -58,6 +36,11 @@ class CycleGAN(keras.Model):
     judges A images, ``discriminator_b`` B images. Calling the model translates A→B.
     ``image_shape`` (H, W, C) of the training crops sizes the history pools; it is
     only needed when ``pool_size > 0`` and the generators take dynamic sizes.
+
+    ``ema_decay`` > 0 averages each generator's weights (``averaging.py``) into
+    ``ema_generator_ab``/``_ba`` (handed in as ``averaged_generators``, else cloned), which
+    ``translator_ab``/``_ba`` return. ``diffaugment``: DiffAugment transforms (``augment.py``)
+    for every image a discriminator sees.
     """
 
     def __init__(
@@ -76,25 +59,24 @@ class CycleGAN(keras.Model):
         lambda_gan=1.0,
         lambda_cycle_a=None,
         lambda_cycle_b=None,
+        ema_decay=0.0,
+        averaged_generators=None,
+        diffaugment=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
         if gan_loss not in losses.GAN_LOSSES:
             raise ValueError(f"unknown gan_loss {gan_loss!r}; choose one of {', '.join(losses.GAN_LOSSES)}")
-        self.generator_ab = generator_ab
-        self.generator_ba = generator_ba
-        self.discriminator_a = discriminator_a
-        self.discriminator_b = discriminator_b
+        self.generator_ab, self.generator_ba = generator_ab, generator_ba
+        self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
         # The paper's ablations (§5.1.4): the adversarial term and each cycle weighted on its own.
         self.lambda_gan = float(lambda_gan)
         self.lambda_cycle_a = self.lambda_cycle if lambda_cycle_a is None else float(lambda_cycle_a)
         self.lambda_cycle_b = self.lambda_cycle if lambda_cycle_b is None else float(lambda_cycle_b)
-        self.gan_loss = gan_loss
-        self.lambda_gp = float(lambda_gp)
-        self.pool_size = int(pool_size)
-        self.seed = int(seed)
+        self.gan_loss, self.lambda_gp = gan_loss, float(lambda_gp)
+        self.pool_size, self.seed = int(pool_size), int(seed)
         channels_a = generator_ab.input_shape[-1]
         channels_b = generator_ab.output_shape[-1]
         if self.lambda_identity > 0 and channels_a != channels_b:
@@ -102,7 +84,15 @@ class CycleGAN(keras.Model):
                 f"identity loss needs equal channel counts in A and B (got {channels_a} and {channels_b}); "
                 "set lambda_identity=0"
             )
-        self._make_pools(image_shape, channels_a, channels_b)
+        if image_shape is None and self.pool_size > 0:  # the pools' size: the training crops, or a fixed input
+            image_shape = generator_ab.input_shape[1:]
+        self.image_shape, self.pool_a, self.pool_b = make_pools(
+            self.pool_size, image_shape, channels_a, channels_b, self.seed
+        )
+        self.diffaugment = tuple(diffaugment)
+        self.ema_decay = averaging.checked_decay(ema_decay)
+        if self.ema_decay > 0:
+            self._make_averages(averaged_generators)
         extra = ("gradient_penalty_a", "gradient_penalty_b") if gan_loss == "wgangp" else ()
         self.train_trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS + extra}
         self.test_trackers = {name: keras.metrics.Mean(name=name) for name in TEST_METRICS}
@@ -113,29 +103,30 @@ class CycleGAN(keras.Model):
         )
         self.built = True  # the four networks are built functional models
 
-    def _make_pools(self, image_shape, channels_a, channels_b):
-        """The two history pools, sized by the training crops (``image_shape``, or the generators' fixed input)."""
-        if image_shape is None and self.pool_size > 0:
-            image_shape = self.generator_ab.input_shape[1:]
-            if None in image_shape:
-                raise ValueError("pool_size > 0 needs image_shape=(height, width, channels) of the training crops")
-        self.image_shape = None if image_shape is None else tuple(int(d) for d in image_shape)
-        if self.image_shape is None:
-            self.pool_a = HistoryPool(0, (1, 1, channels_a), name="pool_a")
-            self.pool_b = HistoryPool(0, (1, 1, channels_b), name="pool_b")
-            return
-        height, width = self.image_shape[:2]
-        self.pool_a = HistoryPool(self.pool_size, (height, width, channels_a), seed=self.seed, name="pool_a")
-        self.pool_b = HistoryPool(self.pool_size, (height, width, channels_b), seed=self.seed + 1, name="pool_b")
+    def _make_averages(self, averaged_generators):
+        """The averaged generators, starting from the generators' own weights (cloned unless handed in)."""
+        if averaged_generators is None:
+            averaged_generators = [keras.models.clone_model(g) for g in (self.generator_ab, self.generator_ba)]
+        self.ema_generator_ab, self.ema_generator_ba = averaged_generators
+        self._averages = averaging.pair_weights(averaged_generators, (self.generator_ab, self.generator_ba))
+
+    @property
+    def translator_ab(self):
+        """The A→B generator to translate with: the averaged one when ``ema_decay`` > 0."""
+        return self.ema_generator_ab if self.ema_decay > 0 else self.generator_ab
+
+    @property
+    def translator_ba(self):
+        """The B→A generator to translate with: the averaged one when ``ema_decay`` > 0."""
+        return self.ema_generator_ba if self.ema_decay > 0 else self.generator_ba
 
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, jit_compile=False, **kwargs):
         """Takes one optimizer for both generators and one for both discriminators.
 
         Defaults are the paper's Adam(2e-4, beta_1=0.5). Under a ``mixed_float16``
         policy each optimizer is wrapped in a ``LossScaleOptimizer``. ``jit_compile``
-        XLA-compiles the step's two gradient computations (under any strategy: the
-        optimizer updates, whose all-reduce XLA cannot hold on every device kind, and
-        the history pools stay outside).
+        XLA-compiles the step's two gradient computations (the optimizer updates, whose
+        all-reduce XLA cannot hold on every device kind, the pools and averages stay outside).
         """
         compiled = (lambda fn: tf.function(fn, jit_compile=True)) if jit_compile else (lambda fn: fn)
         self._generator_pass = compiled(self.generator_gradients)
@@ -179,7 +170,7 @@ class CycleGAN(keras.Model):
         return self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables
 
     def call(self, inputs, training=False):
-        return self.generator_ab(inputs, training=training)
+        return self.translator_ab(inputs, training=training)
 
     def build(self, input_shape=None):
         for network in (self.generator_ab, self.generator_ba, self.discriminator_a, self.discriminator_b):
@@ -203,19 +194,34 @@ class CycleGAN(keras.Model):
         """
         real_a, real_b = self._unpack(data)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        grads, fake_a, fake_b, values = self._generator_pass(real_a, real_b, replicas)
-        _apply(self.generator_optimizer, grads, self.generator_variables)
+        step = tf.cast(self.generator_optimizer.iterations, tf.int64)
+        # DiffAugment's draws: a stream per replica (as the pools'), one position per step.
+        augment_seed = tf.stack([tf.constant(self.seed, tf.int64) * 1009 + replica_id(), step * 8])
+        grads, fake_a, fake_b, values = self._generator_pass(real_a, real_b, replicas, augment_seed)
+        apply_gradients(self.generator_optimizer, grads, self.generator_variables)
+        if self.ema_decay > 0:
+            averaging.update(self._averages, self.ema_decay, self.generator_optimizer.iterations)
         pooled_fake_a = self.pool_a(fake_a)
         pooled_fake_b = self.pool_b(fake_b)
         step = tf.cast(self.discriminator_optimizer.iterations, tf.int64)
-        grads, disc_values = self._discriminator_pass(real_a, real_b, pooled_fake_a, pooled_fake_b, step, replicas)
-        _apply(self.discriminator_optimizer, grads, self.discriminator_variables)
+        grads, disc_values = self._discriminator_pass(
+            real_a, real_b, pooled_fake_a, pooled_fake_b, step, replicas, augment_seed
+        )
+        apply_gradients(self.discriminator_optimizer, grads, self.discriminator_variables)
         values.update(disc_values)
         for name, value in values.items():
             self.train_trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.train_trackers.items()}
 
-    def generator_gradients(self, real_a, real_b, replicas):
+    def _augment(self, images, seed, call):
+        """DiffAugment of ``images`` with draw number ``call`` of this step's ``seed`` (identity when off)."""
+        if not self.diffaugment:
+            return images
+        if seed is None:
+            seed = tf.constant([self.seed, 0], tf.int64)
+        return diff_augment(images, self.diffaugment, seed + tf.constant([0, 1], tf.int64) * call)
+
+    def generator_gradients(self, real_a, real_b, replicas, augment_seed=None):
         """The generators' losses and gradients: (grads, fake_a, fake_b, losses)."""
         kind = self.gan_loss
         with tf.GradientTape() as tape:
@@ -223,8 +229,12 @@ class CycleGAN(keras.Model):
             fake_a, same_a = self._generate(self.generator_ba, real_b, real_a)
             cycled_a = self.generator_ba(fake_b, training=True)
             cycled_b = self.generator_ab(fake_a, training=True)
-            gan_ab = losses.generator_loss(kind, self.discriminator_b(fake_b, training=True))
-            gan_ba = losses.generator_loss(kind, self.discriminator_a(fake_a, training=True))
+            gan_ab = losses.generator_loss(
+                kind, self.discriminator_b(self._augment(fake_b, augment_seed, 0), training=True)
+            )
+            gan_ba = losses.generator_loss(
+                kind, self.discriminator_a(self._augment(fake_a, augment_seed, 1), training=True)
+            )
             cycle_a = self.lambda_cycle_a * losses.l1(real_a, cycled_a)
             cycle_b = self.lambda_cycle_b * losses.l1(real_b, cycled_b)
             if self.lambda_identity > 0:
@@ -266,12 +276,18 @@ class CycleGAN(keras.Model):
         count = tf.shape(first)[0]
         return both[:count], both[count:]
 
-    def discriminator_gradients(self, real_a, real_b, pooled_fake_a, pooled_fake_b, step, replicas):
-        """The discriminators' losses and gradients against (pooled) fakes: (grads, losses)."""
+    def discriminator_gradients(self, real_a, real_b, pooled_fake_a, pooled_fake_b, step, replicas, augment_seed=None):
+        """The discriminators' losses and gradients against (pooled) fakes: (grads, losses).
+
+        With DiffAugment the discriminators judge augmented images; the gradient penalty (wgangp)
+        is taken on the images themselves.
+        """
         kind = self.gan_loss
+        seen_a = [self._augment(x, augment_seed, call) for x, call in ((real_a, 2), (pooled_fake_a, 3))]
+        seen_b = [self._augment(x, augment_seed, call) for x, call in ((real_b, 4), (pooled_fake_b, 5))]
         with tf.GradientTape() as tape:
-            disc_a = losses.discriminator_loss(kind, *self._call_twice(self.discriminator_a, real_a, pooled_fake_a))
-            disc_b = losses.discriminator_loss(kind, *self._call_twice(self.discriminator_b, real_b, pooled_fake_b))
+            disc_a = losses.discriminator_loss(kind, *self._call_twice(self.discriminator_a, *seen_a))
+            disc_b = losses.discriminator_loss(kind, *self._call_twice(self.discriminator_b, *seen_b))
             disc_total = disc_a + disc_b
             values = dict(disc_a=disc_a, disc_b=disc_b)
             if kind == "wgangp":
@@ -289,15 +305,16 @@ class CycleGAN(keras.Model):
     def test_step(self, data):
         """Unweighted cycle and identity L1 on held-out pairs of unpaired batches."""
         real_a, real_b = self._unpack(data)
-        fake_b = self.generator_ab(real_a, training=False)
-        fake_a = self.generator_ba(real_b, training=False)
+        generator_ab, generator_ba = self.translator_ab, self.translator_ba
+        fake_b = generator_ab(real_a, training=False)
+        fake_a = generator_ba(real_b, training=False)
         values = dict(
-            cycle_l1_a=losses.l1(real_a, self.generator_ba(fake_b, training=False)),
-            cycle_l1_b=losses.l1(real_b, self.generator_ab(fake_a, training=False)),
+            cycle_l1_a=losses.l1(real_a, generator_ba(fake_b, training=False)),
+            cycle_l1_b=losses.l1(real_b, generator_ab(fake_a, training=False)),
         )
-        if self.generator_ab.input_shape[-1] == self.generator_ab.output_shape[-1]:
-            values["identity_l1_a"] = losses.l1(real_a, self.generator_ba(real_a, training=False))
-            values["identity_l1_b"] = losses.l1(real_b, self.generator_ab(real_b, training=False))
+        if generator_ab.input_shape[-1] == generator_ab.output_shape[-1]:
+            values["identity_l1_a"] = losses.l1(real_a, generator_ba(real_a, training=False))
+            values["identity_l1_b"] = losses.l1(real_b, generator_ab(real_b, training=False))
         for name, value in values.items():
             self.test_trackers[name].update_state(value)
         return {name: self.test_trackers[name].result() for name in values}
@@ -314,6 +331,8 @@ class CycleGAN(keras.Model):
             "pool_size": self.pool_size,
             "image_shape": self.image_shape,
             "seed": self.seed,
+            "ema_decay": self.ema_decay,
+            "diffaugment": list(self.diffaugment),
         }
         for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"):
             config[name] = keras.saving.serialize_keras_object(getattr(self, name))

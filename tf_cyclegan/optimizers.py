@@ -36,3 +36,27 @@ class FusedAdam(keras.optimizers.Adam):
             use_locking=False,
         )
         return None
+
+
+def apply_gradients(optimizer, grads, variables):
+    """``optimizer.apply_gradients``; under loss scaling, every replica skips the same overflowed steps."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        grads = _agree_on_overflow(grads)
+    optimizer.apply_gradients(zip(grads, variables))
+
+
+def _agree_on_overflow(grads):
+    """Makes every replica's gradients non-finite when any replica's are.
+
+    Keras's LossScaleOptimizer decides whether to skip an update from local, not yet
+    all-reduced gradients (the first replica's, or each replica its own): an overflow
+    on another replica then reached the weights as NaN (seen with mixed_float16 on two
+    replicas). One all-reduced flag makes every replica skip the same updates.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+    overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+    poison = tf.where(overflowed > 0, float("inf"), 0.0)
+    return [g if g is None else g + tf.cast(poison, g.dtype) for g in grads]

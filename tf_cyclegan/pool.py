@@ -86,14 +86,33 @@ class HistoryPool(tf.Module):
 
     def _draw(self, batch):
         """This query's coins and slots, from a stream of (seed, replica, query number)."""
-        seed = tf.stack([tf.constant(self.seed, tf.int64) * 1009 + _replica_id(), self.draws.read_value()])
+        seed = tf.stack([tf.constant(self.seed, tf.int64) * 1009 + replica_id(), self.draws.read_value()])
         self.draws.assign_add(1)
         coins = tf.random.stateless_uniform([batch], seed=seed)
         slots = tf.random.stateless_uniform([batch], seed=seed + [0, 1 << 40], maxval=self.size, dtype=tf.int32)
         return coins, slots
 
 
-def _replica_id():
+def make_pools(size, image_shape, channels_a, channels_b, seed):
+    """(image_shape, pool_a, pool_b) of a CycleGAN: pools of ``size`` training crops of ``image_shape``
+    (height, width, channels), or empty pools when ``image_shape`` is None (images of varying size)."""
+    if image_shape is None:
+        return (
+            None,
+            HistoryPool(0, (1, 1, channels_a), name="pool_a"),
+            HistoryPool(0, (1, 1, channels_b), name="pool_b"),
+        )
+    if None in tuple(image_shape):
+        raise ValueError("pool_size > 0 needs image_shape=(height, width, channels) of the training crops")
+    shape = tuple(int(d) for d in image_shape)
+    return (
+        shape,
+        HistoryPool(size, (*shape[:2], channels_a), seed=seed, name="pool_a"),
+        HistoryPool(size, (*shape[:2], channels_b), seed=seed + 1, name="pool_b"),
+    )
+
+
+def replica_id():
     context = tf.distribute.get_replica_context()
     if context is None:
         return tf.constant(0, tf.int64)
@@ -142,7 +161,7 @@ class ReplicaStack(tf.__internal__.tracking.Trackable):
             )
 
         def assign(values):
-            return self.variable.assign(values[_replica_id() % tf.shape(values, out_type=tf.int64)[0]])
+            return self.variable.assign(values[replica_id() % tf.shape(values, out_type=tf.int64)[0]])
 
         self.strategy.run(assign, args=(saved,))
         return tf.no_op()

@@ -22,6 +22,7 @@ class Rule:
     low_open: bool = False
     high_open: bool = False
     choices: tuple = ()
+    parts: tuple = ()  # a comma-separated list of these, each at most once ('' = none)
     also: tuple = ()  # values accepted outside the range (e.g. -1 = "same as lambda_cycle")
     note: str = ""  # what ``also`` means, for the message
 
@@ -29,6 +30,12 @@ class Rule:
         """Why ``value`` is not accepted ('' when it is): the bound it breaks."""
         if self.choices:
             return "" if value in self.choices else f"{value!r} is not one of {', '.join(map(str, self.choices))}"
+        if self.parts:
+            named = split_parts(value)
+            unknown = [part for part in named if part not in self.parts]
+            if unknown:
+                return f"unknown part {unknown[0]!r}; give a comma-separated list of {', '.join(self.parts)}"
+            return f"{value!r} names {named[0]!r} twice" if len(set(named)) < len(named) else ""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value in self.also:
             return ""
         if isinstance(value, float) and not math.isfinite(value):
@@ -39,6 +46,11 @@ class Rule:
         if self.high is not None and (value >= self.high if self.high_open else value > self.high):
             return f"must be {'<' if self.high_open else '<='} {_number(self.high)}{extra}, got {value}"
         return ""
+
+
+def split_parts(text):
+    """'color, translation' -> ('color', 'translation'); '' -> ()."""
+    return tuple(part.strip() for part in str(text or "").split(",") if part.strip())
 
 
 def _number(value):

@@ -20,10 +20,11 @@ def sample_grid(real, fake, cycled):
 
 def translation_grids(model, real_a, real_b):
     """{'a2b': grid, 'b2a': grid} of a CycleGAN on fixed images of each domain."""
-    fake_b = model.generator_ab(real_a, training=False)
-    cycled_a = model.generator_ba(fake_b, training=False)
-    fake_a = model.generator_ba(real_b, training=False)
-    cycled_b = model.generator_ab(fake_a, training=False)
+    generator_ab, generator_ba = model.translator_ab, model.translator_ba  # the averaged ones under EMA
+    fake_b = generator_ab(real_a, training=False)
+    cycled_a = generator_ba(fake_b, training=False)
+    fake_a = generator_ba(real_b, training=False)
+    cycled_b = generator_ab(fake_a, training=False)
     return {
         "a2b": sample_grid(real_a.numpy(), fake_b.numpy(), cycled_a.numpy()),
         "b2a": sample_grid(real_b.numpy(), fake_a.numpy(), cycled_b.numpy()),

@@ -1,6 +1,6 @@
 """``python -m tf_cyclegan.data check PATH``: the pre-flight report for a dataset.
 
-PATH is a folder with trainA/trainB (testA/testB), 'emoji', or a TFDS name.
+PATH is a folder with trainA/trainB (testA/testB), 'fluent' or 'emoji' (bundled), or a TFDS name.
 """
 
 import sys
@@ -13,7 +13,7 @@ def main(argv=None):
     parser = cli.OneLineParser(prog="python -m tf_cyclegan.data", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="count usable, unreadable and small images per domain")
-    check.add_argument("dataset", help="folder with trainA/trainB, 'emoji', or a TFDS name")
+    check.add_argument("dataset", help="folder with trainA/trainB, 'fluent' or 'emoji' (bundled), or a TFDS name")
     check.add_argument("--image_size", type=int, default=256, help="crop size to compare image sizes with")
     check.add_argument("--channels", type=int, default=3, choices=(1, 3))
     check.add_argument("--data_dir", default="", help="TFDS data directory")

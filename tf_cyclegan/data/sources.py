@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 from tf_cyclegan.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-BUNDLED = {"emoji": Path(__file__).resolve().parent.parent / "datasets" / "emoji"}
+# The bundled samples (package data): fluent (the quickstart: Fluent Emoji Flat -> 3D) and emoji (Noto -> Twemoji).
+BUNDLED = {name: Path(__file__).resolve().parent.parent / "datasets" / name for name in ("fluent", "emoji")}
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[a-z0-9_.\-]+)?(:[0-9.*]+)?$")
 OFFLINE_TIMEOUT = 8.0
 
@@ -195,7 +196,9 @@ def resolve(data):
     elif _TFDS_NAME.match(data.dataset):
         domains = _tfds_domains(data.dataset, data.data_dir, data.max_dataset_size)
     else:
-        raise DataError(f"--dataset: {data.dataset!r} is not a folder, 'emoji', or a TFDS name")
+        raise DataError(
+            f"--dataset: {data.dataset!r} is not a folder, {' or '.join(map(repr, BUNDLED))}, or a TFDS name"
+        )
     if data.max_dataset_size:
         for domain in domains.splits().values():
             del domain.items[data.max_dataset_size :]
