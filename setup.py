@@ -4,6 +4,8 @@ from setuptools import find_packages, setup
 
 # Pinned: the versions export --onnx was checked with (tf2onnx 1.17 converts TensorFlow 2.21 graphs at opset 17).
 ONNX = ["tf2onnx==1.17.0", "onnx==1.23.*", "onnxruntime==1.32.*"]
+# translate of videos (mp4, webm, mkv, mov, avi): PyAV, FFmpeg's libraries in a wheel (animations need only Pillow)
+VIDEO = ["av==18.1.*"]
 
 setup(
     name="tf_cyclegan",
@@ -39,9 +41,10 @@ setup(
     ],
     extras_require={
         # ruff pinned: its formatter's output changes between releases, and .ci/run checks the format
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff==0.17.6", *ONNX],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff==0.17.6", *ONNX, *VIDEO],
         # export --onnx, translate --onnx_model (the tests run them, so dev has them too)
         "onnx": ONNX,
+        "video": VIDEO,
         # benchmarks/*.py --against_torch: the CPU build on this disk; never a runtime dependency
         "torch": ["torch==2.13.0"],
     },

@@ -213,7 +213,7 @@ def test_translate_cli_keeps_sizes_names_and_alpha_and_skips_bad_files(run_dir, 
         f"--output={tmp_path / 'out'}",
     )
     assert result.returncode == 0, result.stderr[-1500:]
-    assert "broken.png" in result.stdout + result.stderr and "translated 2 image(s)" in result.stdout
+    assert "broken.png" in result.stdout + result.stderr and "translated 2 file(s)" in result.stdout
     odd = Image.open(tmp_path / "out" / "odd.png")
     assert odd.size == (53, 37) and odd.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(odd)[..., 3], rgba[..., 3])

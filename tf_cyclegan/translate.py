@@ -19,7 +19,11 @@ def parse_args(argv=None):
     source.add_argument("--onnx_model", help='an exported .onnx file (export --onnx; pip install -e ".[onnx]")')
     parser.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
     parser.add_argument("--checkpoint", help="a specific checkpoint prefix (default: the latest)")
-    parser.add_argument("--input", required=True, help="an image file or a folder (searched recursively)")
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="an image, video or animated GIF/WebP, or a folder of them (searched recursively)",
+    )
     parser.add_argument("--output", required=True, help="output folder (file names and sub-folders are kept)")
     parser.add_argument("--tile", type=int, default=0, help="tile size in px for images too large for memory (0 = off)")
     parser.add_argument("--overlap", type=int, default=64, help="context in px around each tile")
@@ -43,8 +47,19 @@ def parse_args(argv=None):
         choices=PRECISIONS,
         help="with --run_dir: auto = bfloat16 where the CPU or GPU has it natively, else float32",
     )
+    parser.add_argument(
+        "--video_stats",
+        default="auto",
+        choices=("auto", "clip", "window", "frame"),
+        help="videos and animations: instance-norm statistics shared by the whole clip, by a window of frames "
+        "around each one (scenes that change), or each frame's own; auto = clip for ResNet generators, frame for "
+        "U-Nets (the steadier of the two for each, as measured)",
+    )
+    parser.add_argument("--video_window", type=int, default=9, help="frames per window for --video_stats=window")
     cli.add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    if args.video_window < 1:
+        cli.fail(PROG, f"--video_window: must be >= 1, got {args.video_window}")
     if args.tile < 0 or args.overlap < 0 or args.max_pixels < 0 or not 0 <= args.max_memory_gb < float("inf"):
         cli.fail(PROG, "--tile, --overlap, --max_pixels and --max_memory_gb must be >= 0")
     return args
@@ -67,7 +82,8 @@ def _translate(args):
     # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
     from tf_cyclegan.data.images import parse_background
     from tf_cyclegan.precision import choose_here
-    from tf_cyclegan.translator import Translator, translate_paths
+    from tf_cyclegan.translate_files import translate_paths
+    from tf_cyclegan.translator import Translator
 
     if args.run_dir:
         choice = choose_here(args.precision)
@@ -87,8 +103,10 @@ def _translate(args):
         args.overlap,
         max_pixels=args.max_pixels,
         max_memory=int(args.max_memory_gb * 2**30),
+        video_stats=args.video_stats,
+        video_window=args.video_window,
     )
-    print(f"translated {len(written)} image(s) into {args.output}" + (f"; skipped {len(skipped)}" if skipped else ""))
+    print(f"translated {len(written)} file(s) into {args.output}" + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Translating images with a trained generator (or an exported SavedModel): any size, tiled when memory asks.
 
-The library behind ``python -m tf_cyclegan.translate``. ``Translator.translate`` and
-``translate_tiled`` take HxWxC images in [0, 1] (or a decoded ``Picture``); ``translate_paths``
-translates files and folders with bounded memory: a decoded image is kept as RGBA integers, an
-image whose estimated memory (``footprint``) is above the budget is translated in tiles, and each
-tile is converted to floats only while it is translated.
+``Translator.translate`` and ``translate_tiled`` take HxWxC images in [0, 1] (or a decoded ``Picture``,
+kept as RGBA integers); an image whose estimated memory (``footprint``) is above the budget is translated
+in tiles, each converted to floats only while it is translated, with the whole image's instance-norm
+statistics (``moments_of``; ``translate_fixed`` takes another's, e.g. a clip's). Files and folders:
+``translate_files.py``.
 """
 
 import json
@@ -14,14 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_cyclegan import factory, footprint, fs, run
+from tf_cyclegan import config as config_lib
+from tf_cyclegan import factory, footprint
 from tf_cyclegan.data.images import parse_background
-from tf_cyclegan.data.sources import IMAGE_EXTENSIONS, list_folder
-from tf_cyclegan.errors import Stopped, UserError
+from tf_cyclegan.errors import UserError
 from tf_cyclegan.layers import InstanceNormalization, PadToMultiple
-from tf_cyclegan.pictures import Picture, Refused, read_image, to_uint8, write_image
+from tf_cyclegan.pictures import Picture, to_uint8
 from tf_cyclegan.runtime import dtype_policy
-from tf_cyclegan.stopping import StopSignals
 
 DEFAULT_MEMORY_GB = 2  # one image untiled: resnet_9blocks (ngf 64) up to ~1.6 MP, larger ones in tiles
 
@@ -39,6 +38,7 @@ class Translator:
         self.in_channels, self.out_channels = in_channels, out_channels
         self.background = background
         self.bytes_per_pixel = None  # estimated peak memory per pixel of one call (footprint), when known
+        self.kind = ""  # the generator's builder name (resnet_9blocks, unet_64, ...) when known
         if generator is not None:
             self._call = tf.function(lambda x: generator(x, training=False), reduce_retracing=True)
             self.bytes_per_pixel = footprint.bytes_per_pixel(generator)
@@ -51,7 +51,9 @@ class Translator:
         data = config.data
         background = parse_background(data.background)
         generator = generator_ab if direction == "a2b" else generator_ba
-        return cls(generator, None, *data.channels(direction), background)
+        translator = cls(generator, None, *data.channels(direction), background)
+        translator.kind = config_lib.generator_kind(config.model)
+        return translator
 
     @classmethod
     def from_saved_model(cls, path, background=(1.0, 1.0, 1.0)):
@@ -117,11 +119,46 @@ class Translator:
         x = tf.convert_to_tensor(image, tf.float32)[None] * 2.0 - 1.0
         return ((tf.clip_by_value(self._run(x), -1.0, 1.0) + 1.0) / 2.0)[0]
 
-    def translate_tiled(self, image, tile=512, overlap=64, stats_size=1024, as_uint8=False):
+    def translate_planned(self, picture, plan, overlap=64):
+        """uint8 translation of a Picture: whole (``plan`` 0) or in ``plan`` px tiles."""
+        if plan:
+            return self.translate_tiled(picture, plan, overlap, as_uint8=True)
+        return to_uint8(self.translate(picture))
+
+    def moments_of(self, picture, stats_size=1024):
+        """[(mean, variance)] at the input of every instance-norm layer for ``picture`` (downscaled to at most
+        ``stats_size`` px), as numpy arrays: what tiles of one image, or frames of one clip, can share."""
+        copy = self._tiling_copy()
+        norms = _norms(copy)
+        if not norms:
+            return []
+        for layer in norms:  # the statistics of this picture, measured with every layer on its own
+            layer.fixed_moments = None
+        if getattr(self, "_moments", None) is None:
+            self._moments = _moments_function(copy, norms)
+        moments = self._moments(_downscaled(picture.preview(stats_size), stats_size))
+        return [(mean.numpy(), variance.numpy()) for mean, variance in moments]
+
+    def translate_fixed(self, picture, moments, plan=0, overlap=64):
+        """uint8 translation of a Picture whose instance-norm layers use the given ``moments`` (``moments_of``)."""
+        if plan:
+            return self.translate_tiled(picture, plan, overlap, as_uint8=True, moments=moments)
+        copy = self._tiling_copy()
+        if getattr(self, "_fixed", None) is None:  # variables, so one graph function serves every frame's moments
+            self._fixed = [tuple(tf.Variable(m, trainable=False) for m in layer) for layer in moments]
+            self._fixed_call = tf.function(lambda x: copy(x, training=False), reduce_retracing=True)
+        for layer, variables, values in zip(_norms(copy), self._fixed, moments):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+            layer.fixed_moments = variables
+        out = self._fixed_call(tf.constant(picture.region())[None] * 2.0 - 1.0)[0]
+        return to_uint8((tf.clip_by_value(out, -1.0, 1.0) + 1.0) / 2.0)
+
+    def translate_tiled(self, image, tile=512, overlap=64, stats_size=1024, as_uint8=False, moments=None):
         """Translates in tiles of ``tile`` px with ``overlap`` px of context on each side.
 
         Instance-norm layers use the statistics of the whole image (computed once, on a
-        copy downscaled to at most ``stats_size`` px), so tiles match in brightness.
+        copy downscaled to at most ``stats_size`` px; or ``moments``, e.g. a clip's), so tiles match in brightness.
         Tile borders are aligned to the network's stride, and only each tile's centre is
         kept, so there are no seams. The statistics are fixed inside a private copy of the
         generator: the generator itself (and any untiled translation) is never affected.
@@ -134,16 +171,15 @@ class Translator:
         copy = self._tiling_copy()
         stride = next((l.multiple for l in copy.layers if isinstance(l, PadToMultiple)), 1)
         tile, overlap = -(-tile // stride) * stride, -(-overlap // stride) * stride
-        norms = [l for l in copy.layers if isinstance(l, InstanceNormalization)]
+        norms = _norms(copy)
         height, width = picture.height, picture.width
         full_h, full_w = -(-height // stride) * stride, -(-width // stride) * stride
         rows, cols = _mirror_indices(height, full_h), _mirror_indices(width, full_w)  # the padding PadToMultiple adds
         top, left = (full_h - height) // 2, (full_w - width) // 2
-        for layer in norms:
-            layer.fixed_moments = None
-        moments = _whole_image_moments(copy, norms, picture.preview(stats_size), stats_size) if norms else []
+        if moments is None:
+            moments = self.moments_of(picture, stats_size)
         for layer, layer_moments in zip(norms, moments):
-            layer.fixed_moments = layer_moments
+            layer.fixed_moments = tuple(tf.constant(m) for m in layer_moments)
         # A graph function frees each layer's buffers as soon as they are consumed (eager Keras keeps more);
         # it is made here so it captures this image's moments.
         run_tile = tf.function(lambda tile_input: copy(tile_input, training=False), reduce_retracing=True)
@@ -168,6 +204,10 @@ class Translator:
         return self._copy
 
 
+def _norms(network):
+    return [layer for layer in network.layers if isinstance(layer, InstanceNormalization)]
+
+
 def _mirror_indices(size, padded):
     """Source indices of a dimension of ``size`` reflect-padded to ``padded`` (split as PadToMultiple does)."""
     before = (padded - size) // 2
@@ -188,24 +228,28 @@ def _exported_bytes_per_pixel(saved_model):
         return None
 
 
-def _whole_image_moments(generator, norms, image, stats_size):
-    """(mean, variance) at every instance-norm layer's input, from ``image`` ([0, 1] HxWxC) downscaled to
-    at most ``stats_size`` px."""
-    x = tf.convert_to_tensor(image, tf.float32)[None] * 2.0 - 1.0
-    height, width = int(x.shape[1]), int(x.shape[2])
-    scale = min(1.0, stats_size / max(height, width))
-    if scale < 1.0:
-        x = tf.image.resize(x, (max(1, round(height * scale)), max(1, round(width * scale))), antialias=True)
+def _moments_function(generator, norms):
+    """A graph function: [-1, 1] NHWC images -> (mean, variance) at every instance-norm layer's input."""
     probe = keras.Model(generator.inputs, [layer.input for layer in norms])
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def collect(images):
         # Only the moments leave the graph, so the large feature maps are freed as it runs.
         features = probe(images, training=False)
         features = features if isinstance(features, (list, tuple)) else [features]
         return [tf.nn.moments(tf.cast(f, tf.float32), axes=[1, 2], keepdims=True) for f in features]
 
-    return collect(x)
+    return collect
+
+
+def _downscaled(image, stats_size):
+    """``image`` ([0, 1] HxWxC) as a [-1, 1] batch of one, downscaled to at most ``stats_size`` px."""
+    x = tf.convert_to_tensor(image, tf.float32)[None] * 2.0 - 1.0
+    height, width = int(x.shape[1]), int(x.shape[2])
+    scale = min(1.0, stats_size / max(height, width))
+    if scale < 1.0:
+        x = tf.image.resize(x, (max(1, round(height * scale)), max(1, round(width * scale))), antialias=True)
+    return x
 
 
 def tile_for(bytes_per_px, budget, overlap, largest=512):
@@ -214,94 +258,3 @@ def tile_for(bytes_per_px, budget, overlap, largest=512):
     while tile > 16 and footprint.estimate(bytes_per_px, tile + 2 * overlap, tile + 2 * overlap) > budget:
         tile //= 2
     return tile
-
-
-def _input_files(source):
-    """[(path, path relative to the output folder)] and the files that are not images, for --input."""
-    source = Path(source)
-    if source.is_dir():
-        domain = list_folder(source)
-        return [(Path(p), Path(label)) for p, label in zip(domain.items, domain.labels)], domain.skipped
-    if source.is_file():
-        return [(source, Path(source.name))], []
-    if not source.exists():
-        raise TranslateError(f"--input: no such file or folder: {source}")
-    raise TranslateError(f"--input: {source} is neither a file nor a folder")
-
-
-def _output_folder(output, source):
-    output = fs.check_output_folder(output, "--output", source)
-    output.mkdir(parents=True, exist_ok=True)
-    return output
-
-
-def _translate_file(translator, path, tile, overlap, budget, max_pixels, log):
-    """(uint8 translation, uint8 alpha or None) of one image file, tiled when its memory asks; or why not (a str)."""
-    try:
-        picture = read_image(path, translator.in_channels, translator.background, max_pixels)
-        plan = translator.plan(picture.height, picture.width, tile, overlap, budget)
-    except (tf.errors.OpError, Refused) as error:
-        return str(error) if isinstance(error, Refused) else "unreadable"
-    if isinstance(plan, str):
-        return plan
-    if plan and not tile:
-        need = footprint.gib(translator.memory_for(picture.height, picture.width))
-        log(
-            f"note: {path} ({picture.width} x {picture.height}) is translated in {plan} px tiles: untiled it needs "
-            f"about {need}, above the {footprint.gib(budget)} allowed (--max_memory_gb)"
-        )
-    if plan:
-        return translator.translate_tiled(picture, plan, overlap, as_uint8=True), picture.alpha()
-    return to_uint8(translator.translate(picture)), picture.alpha()
-
-
-def translate_paths(
-    translator, inputs, output, tile=None, overlap=64, log=print, progress=True, max_pixels=0, max_memory=None
-):
-    """Translates a file or every image under a folder into ``output``; returns (written, skipped).
-
-    An image whose estimated memory (``footprint``) is above ``max_memory`` bytes (default: DEFAULT_MEMORY_GB,
-    or half of what the machine has available when that is less) is translated in tiles, or skipped with a
-    SavedModel (which cannot tile). One translate at a time writes into ``output`` (a lock); every file is
-    written under a temporary name and renamed; Ctrl-C or SIGTERM finishes the current image, then stops
-    (exit 130). It is an error when no image at all was translated.
-    """
-    files, others = _input_files(inputs)
-    if not files:
-        raise TranslateError(f"--input: no images ({', '.join(IMAGE_EXTENSIONS)}) in {inputs}")
-    if others:
-        shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
-        log(f"note: ignored {len(others)} file(s) that are not {', '.join(IMAGE_EXTENSIONS)} images: {shown}")
-    output = _output_folder(output, inputs)
-    budget = max_memory or min(DEFAULT_MEMORY_GB * footprint.GIB, footprint.available() // 2)
-    bar = keras.utils.Progbar(len(files), unit_name="image", verbose=1 if progress and len(files) > 1 else 0)
-    written, skipped = [], []
-    lock = run.RunLock(
-        output,
-        log,
-        holder="translate",
-        name=".tf_cyclegan-translate.lock",
-        advice="wait for it to finish or stop it, or write into another --output",
-    )
-    with lock, StopSignals() as stop:
-        for i, (path, relative) in enumerate(files, 1):
-            if stop:
-                raise Stopped(
-                    f"interrupted after {i - 1} of {len(files)} images ({len(written)} written into "
-                    f"{output}); the others were not translated"
-                )
-            translated = _translate_file(translator, path, tile, overlap, budget, max_pixels, log)
-            if isinstance(translated, str):
-                skipped.append(str(path))
-                log(f"warning: skipped {path}: {translated}")
-                bar.update(i)
-                continue
-            pixels, alpha = translated
-            target = output / relative
-            write_image(target, pixels, alpha)
-            written.append(str(target))
-            del translated, pixels, alpha
-            bar.update(i)
-    if not written:
-        raise TranslateError(f"no image was translated: all {len(files)} input(s) were skipped")
-    return written, skipped

@@ -76,14 +76,14 @@ class Domains:
         }
 
 
-def list_folder(folder, split=None):
-    """Image files under ``folder`` (recursive, extensions case-insensitive), sorted."""
+def list_folder(folder, split=None, extensions=IMAGE_EXTENSIONS):
+    """Files under ``folder`` with one of ``extensions`` (recursive, case-insensitive), sorted; the others skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"no such folder: {folder}")
     images, skipped = [], []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        (images if path.suffix.lower() in IMAGE_EXTENSIONS else skipped).append(path)
+        (images if path.suffix.lower() in extensions else skipped).append(path)
     return Domain(
         split=split or folder.name,
         origin=str(folder),
