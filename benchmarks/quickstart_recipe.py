@@ -154,6 +154,31 @@ def score(run_dir, split, features):
     return json.loads(cache.read_text())
 
 
+def other_real_images(split, features, count_like):
+    """FID and KID x 1000 of real 3D (trainB) and real Flat (trainA) renders of *other* emoji against the split's
+    testB: with a few dozen images, FID measures which emoji are shown as much as how they are rendered."""
+    import numpy as np
+    from PIL import Image
+
+    from tf_cyclegan import metrics
+    from tf_cyclegan.data.sources import BUNDLED
+
+    def load(paths):
+        pixels = [np.asarray(Image.open(p).convert("RGBA"), np.float32) / 255 for p in paths]
+        return np.stack([p[..., :3] * p[..., 3:] + (1 - p[..., 3:]) for p in pixels])
+
+    root = BUNDLED["fluent"]
+    test_b = sorted((root / "testB").glob("*.png"))
+    target = features(load([test_b[i] for i in halves([p.name for p in test_b], split)]))
+    rows = {}
+    for name, folder in (("real 3D, other emoji (trainB)", "trainB"), ("real Flat, other emoji (trainA)", "trainA")):
+        paths = sorted((root / folder).glob("*.png"))
+        chosen = [paths[i * len(paths) // count_like] for i in range(count_like)]
+        feats = features(load(chosen))
+        rows[name] = {"fid": metrics.fid(feats, target), "kid": metrics.kid(feats, target)["kid"] * 1000}
+    return rows
+
+
 def picture(run_dir, path, count=8):
     """testA | translation | ground truth, ``count`` held-out emoji side by side (a2b)."""
     import numpy as np
@@ -218,6 +243,9 @@ def main():
         print("|---|" + "---|" * (len(COLUMNS) + 2))
         baseline = rows[names[0]][0][2][direction]["identity_baseline"]
         print("| identity baseline | " + " | ".join(cell([baseline[c]], c) for c in COLUMNS) + " | | |")
+        if direction == "a2b":
+            for name, values in other_real_images(args.split, features, rows[names[0]][0][2]["a2b"]["images"]).items():
+                print(f"| {name} | - | - | - | {values['fid']:.1f} | {values['kid']:.2f} | | |")
         for name, results in rows.items():
             values = {c: [r[direction]["translation"][c] for _, _, r in results] for c in COLUMNS}
             beats = all(

@@ -95,7 +95,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="video_io_"))
     make_clip(work / "in.mp4", args.frames, args.size)
     print(f"\n{describe_cpu()}\n{args.frames} frames of {args.size} x {args.size}, decode + encode (H.264, CRF 16)")
-    print("| library | audio copied in the pass | seconds (best of %d) | frames/s |" % args.repeats)
+    print(f"| library | audio copied in the pass | seconds (best of {args.repeats}) | frames/s |")
     print("|---|---|---|---|")
     for name, run, audio in (("PyAV 18.1", with_pyav, "yes"), ("imageio-ffmpeg 0.8.1", with_imageio_ffmpeg, "no")):
         times = []
