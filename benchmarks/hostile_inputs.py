@@ -1,6 +1,6 @@
 """Hostile inputs, one process each: what every command made of them and its peak resident memory; prints a table.
 
-    python benchmarks/hostile_inputs.py [--run_dir=runs/emoji]
+    python benchmarks/hostile_inputs.py [--run_dir=runs/fluent]
 
 Without --run_dir a tiny quickstart-preset run (32 px, 4 channels, 8 steps) is trained first. Each hostile file
 goes alone through `translate` and `data check`; the serving cases go through an exported SavedModel's signatures
