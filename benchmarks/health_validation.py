@@ -1,6 +1,7 @@
 """Do the health checks mean something? The paper's ablations and two designed shortcuts, measured.
 
     python benchmarks/health_validation.py [--steps=1000] [--sample_every=125] [--out=health_runs] [--only=...]
+        [--full_runs=RUN_DIR,...]
 
 Trains the quickstart preset (configs/fluent.yaml: the bundled Fluent Flat -> 3D sample, 64 px) through the CLI
 with the paper's ablations (§5.1.4, Table 4): the full objective with and without the identity loss, GAN alone,
@@ -8,7 +9,9 @@ GAN + forward cycle, GAN + backward cycle and cycle alone (the ablations without
 Then scores two designed failures on the full run's final checkpoint: its translations inverted, and hue-rotated
 by 120° (both as easy to cycle back as the real thing). Prints, per run and signal, the worst value after the
 warm-up, whether the thresholds of tf_cyclegan/health.py flag it, and the step of the first warning. Runs already
-in --out are reused.
+in --out are reused. --full_runs adds finished runs of the preset at its own length (e.g. the seeds of
+quickstart_recipe.py), each replayed with its own warm-up, and the range of every signal at their first and last
+checks (what a healthy run looks like).
 """
 
 import argparse
@@ -113,6 +116,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="health_runs")
     parser.add_argument("--only", default="", help="comma-separated run names to train (default: all)")
+    parser.add_argument("--full_runs", default="", help="comma-separated finished runs of the preset to replay")
     args = parser.parse_args()
     from tf_cyclegan.health import RULES, default_warmup
 
@@ -141,6 +145,20 @@ def main():
         worst, first = replay(history, warmup)
         cells = [f"{worst.get(key, float('nan')):.2f}" + (f" *{first[key]}" if key in first else "") for key in signals]
         print(f"| {name} | {EXPECTED[name]} | " + " | ".join(cells) + " |")
+    full_runs = [Path(r) for r in args.full_runs.split(",") if r]
+    for run_dir in full_runs:
+        record = json.loads((run_dir / "health.json").read_text())
+        worst, first = replay(record["history"], record["warmup"])
+        cells = [f"{worst.get(key, float('nan')):.2f}" + (f" *{first[key]}" if key in first else "") for key in signals]
+        label = f"{run_dir} ({record['step']} steps, warm-up {record['warmup']})"
+        print(f"| {label} | no warning | " + " | ".join(cells) + " |")
+    if full_runs:
+        histories = [json.loads((r / "health.json").read_text())["history"] for r in full_runs]
+        print("\nrange over those runs: first check / last check")
+        for key in signals:
+            name = f"{key[0]}/{key[1]}"
+            at = [[h[i]["values"][name] for h in histories] for i in (0, -1)]
+            print(f"{name}: {min(at[0]):.2f}-{max(at[0]):.2f} / {min(at[1]):.2f}-{max(at[1]):.2f}")
 
 
 if __name__ == "__main__":
