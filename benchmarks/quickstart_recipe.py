@@ -29,6 +29,8 @@ from cpu import describe_cpu  # noqa: E402  (benchmarks/cpu.py)
 # name: flags on top of configs/fluent.yaml (the preset itself is "preset")
 CANDIDATES = {
     "preset": [],
+    # The paper's identity weight on top of the preset (seed 4 of identity 0.1 swapped orange and blue).
+    "id0.5": ["--lambda_identity=0.5"],
     "ema999": ["--ema_decay=0.999"],
     "ema99": ["--ema_decay=0.99"],
     "da_color_translation": ["--diffaugment=color,translation"],
@@ -221,6 +223,7 @@ def main():
     parser.add_argument("--split", default="validation", choices=("validation", "held_out", "all"))
     parser.add_argument("--out", default="recipe_runs")
     parser.add_argument("--picture", default="", help="draw the first candidate's first seed (held-out emoji)")
+    parser.add_argument("--per_seed", action="store_true", help="a row per seed, not only the means")
     args = parser.parse_args()
     names = args.candidates.split(",")
     unknown = [n for n in names if n not in CANDIDATES]
@@ -258,6 +261,13 @@ def main():
                 + " | ".join(cell(values[c], c) for c in COLUMNS)
                 + f" | {cell(minutes, 'psnr')} | {warnings} |"
             )
+            for seed, record, result in results if args.per_seed else ():
+                scores = result[direction]["translation"]
+                print(
+                    f"| {name} seed {seed} | "
+                    + " | ".join(cell([scores[c]], c) for c in COLUMNS)
+                    + f" | {cell([record['training_minutes'] or 0], 'psnr')} | {len(record['health_warnings'])} |"
+                )
     if args.picture:
         picture(Path(args.out) / names[0] / f"seed{seeds[0]}", args.picture)
 

@@ -345,7 +345,9 @@ def quickstart_scores(tmp_path, *flags):
 @pytest.mark.timeout(2400)
 def test_the_quickstart_in_bfloat16_scores_as_in_float32(tmp_path):
     """Where the CPU has native bf16 (what --precision=auto then picks), the quickstart in mixed_bfloat16 must score
-    within the float32 runs' spread (5 seeds: L1 0.184, SSIM 0.325-0.329) plus noise."""
+    as its float32 runs do, within their spread plus noise: on the 152 test pairs (AMD EPYC, 2026-12-07, seeds 0-4)
+    float32 gave L1 0.0572-0.0585, PSNR 20.04-20.21 dB, SSIM 0.7251-0.7274, cycle L1 0.028-0.030 (identity
+    baseline 0.0636 / 19.17 dB / 0.7212)."""
     from tf_cyclegan.precision import cpu_flags, native_bf16_flags
 
     if not native_bf16_flags(cpu_flags()):
@@ -353,4 +355,5 @@ def test_the_quickstart_in_bfloat16_scores_as_in_float32(tmp_path):
         pytest.skip("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag)")
     translation = quickstart_scores(tmp_path, "--precision=mixed_bfloat16")
     print(f"quickstart in mixed_bfloat16: a2b {translation}")
-    assert translation["l1"] <= 0.187 and translation["ssim"] >= 0.318 and translation["cycle_l1"] < 0.06
+    assert translation["l1"] <= 0.060 and translation["psnr"] >= 19.9 and translation["cycle_l1"] < 0.04
+    assert translation["ssim"] > 0.7212  # the identity baseline's

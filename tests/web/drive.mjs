@@ -17,6 +17,12 @@ page.setDefaultNavigationTimeout(180000);
 const consoleErrors = [];
 page.on('console', (message) => message.type() === 'error' && consoleErrors.push(message.text()));
 page.on('pageerror', (error) => consoleErrors.push(String(error)));
+const fetched = {};  // bytes the page fetched, by file name (what a visitor downloads)
+page.on('response', async (response) => {
+  try {
+    fetched[new URL(response.url()).pathname] = (await response.body()).length;
+  } catch {}  // a redirect or a response without a body
+});
 const last = () => page.evaluate(() => window.tfCyclegan.last);
 const waitFor = (condition, argument) => page.waitForFunction(condition, argument, {timeout: 180000});
 const report = {};
@@ -49,5 +55,7 @@ try {
   report.error = String(error);
 }
 report.console_errors = consoleErrors;
+report.fetched_bytes = Object.values(fetched).reduce((a, b) => a + b, 0);
+report.fetched = fetched;
 await browser.close();
 console.log(JSON.stringify(report));
