@@ -104,3 +104,45 @@ def test_every_module_is_in_the_architecture_table():
     modules = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")}
     assert not modules - listed, f"add to docs/architecture.md's module table: {sorted(modules - listed)}"
     assert not listed - modules, f"docs/architecture.md lists modules that do not exist: {sorted(listed - modules)}"
+
+
+# The two modules that touch the file system; every other module goes through fs.path and fs's functions.
+FILESYSTEM_MODULES = {"fs.py", "remote.py"}
+FILE_MODULES = {"pathlib", "shutil", "glob", "fcntl"}
+# cli.py opens /dev/null as a file descriptor for its stderr filter: no user's file.
+ALLOWED = {("cli.py", "os.open")}
+FILE_CALLS = {"open", "replace", "rename", "remove", "unlink", "listdir", "makedirs", "mkdir", "scandir", "walk"}
+
+
+def file_system_uses(tree):
+    """(line, what) of every import of a file module, builtin ``open(``, ``os.path`` and ``os.<file call>``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
+            found += [(node.lineno, f"import {name}") for name in names if name in FILE_MODULES]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+            found.append((node.lineno, "open("))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os":
+            if node.attr == "path" or node.attr in FILE_CALLS:
+                found.append((node.lineno, f"os.{node.attr}"))
+    return sorted(found)
+
+
+def test_only_the_filesystem_module_touches_files():
+    for path in PACKAGE.rglob("*.py"):
+        if path.name not in FILESYSTEM_MODULES:
+            uses = file_system_uses(ast.parse(path.read_text()))
+            uses = [(line, what) for line, what in uses if (path.name, what) not in ALLOWED]
+            assert not uses, f"{path.relative_to(PACKAGE)}: {uses} (use tf_cyclegan.fs: users' paths may be URIs)"
+
+
+def test_the_filesystem_check_finds_each_kind_of_use():
+    code = "import shutil\nfrom pathlib import Path\nopen('x')\nos.path.join('a')\nos.replace('a', 'b')\nos.getpid()\n"
+    assert [what for _, what in file_system_uses(ast.parse(code))] == [
+        "import shutil",
+        "import pathlib",
+        "open(",
+        "os.path",
+        "os.replace",
+    ]

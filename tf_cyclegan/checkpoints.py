@@ -8,8 +8,6 @@ deleted. A folder whose checkpoints all fail is an error, never a silent restart
 """
 
 import re
-import shutil
-from pathlib import Path
 
 import tensorflow as tf
 
@@ -34,26 +32,28 @@ def step_of(prefix):
 
 def on_disk(directory):
     """Checkpoint prefixes in ``directory``: those with an index file and those the index file names."""
-    directory = Path(directory)
+    directory = fs.path(directory)
     found = {str(p)[: -len(".index")] for p in directory.glob(f"{NAME}-*.index")}
     try:
         state = tf.train.get_checkpoint_state(str(directory))
     except (tf.errors.OpError, ValueError):
         state = None  # a garbled index file: the files themselves still tell
     if state is not None:
-        found |= {str(directory / Path(p).name) for p in state.all_model_checkpoint_paths}
+        found |= {str(directory / fs.path(p).name) for p in state.all_model_checkpoint_paths}
     return sorted((p for p in found if step_of(p) is not None), key=step_of, reverse=True)
 
 
 def damage(prefix):
     """Why ``prefix`` cannot be a complete checkpoint ('' when its files look whole)."""
-    index = Path(f"{prefix}.index")
+    index = fs.path(f"{prefix}.index")
     if not index.is_file():
         return "its files are missing"
     if not list(index.parent.glob(f"{index.name[: -len('.index')]}.data-*")):
         return "its data file is missing"
     try:
-        reader = tf.train.load_checkpoint(str(prefix))
+        # Not tf.train.load_checkpoint: it takes a prefix for a folder where the file system says one exists
+        # (ram:// answers "is a folder" for any prefix of a file name).
+        reader = tf.compat.v1.train.NewCheckpointReader(str(prefix))
         for name in reader.get_variable_to_shape_map():  # every tensor, so each one's checksum is verified
             reader.get_tensor(name)
     except Exception as error:  # noqa: BLE001 - any failure to read means damage
@@ -69,10 +69,11 @@ def first_line(error):
 
 def move_aside(prefix):
     """Moves a checkpoint's files into ``damaged/`` next to it (never deletes them); returns that folder."""
-    folder = Path(prefix).parent / "damaged"
+    prefix = fs.path(prefix)
+    folder = prefix.parent / "damaged"
     folder.mkdir(exist_ok=True)
-    for path in Path(prefix).parent.glob(f"{Path(prefix).name}.*"):
-        shutil.move(str(path), str(folder / path.name))
+    for path in prefix.parent.glob(f"{prefix.name}.*"):
+        fs.move(path, folder / path.name)
     return folder
 
 
@@ -80,7 +81,7 @@ class CheckpointKeeper:
     """Saves, verifies and rotates the checkpoints of one folder; restores the newest that restores."""
 
     def __init__(self, checkpoint, directory, keep, log=print):
-        self.checkpoint, self.directory, self.keep, self.log = checkpoint, Path(directory), int(keep), log
+        self.checkpoint, self.directory, self.keep, self.log = checkpoint, fs.path(directory), int(keep), log
         checkpoint.save_counter  # noqa: B018 - created now, so every write holds it (restore expects it)
         self.kept = [p for p in reversed(on_disk(self.directory)) if not damage(p)]
 
@@ -90,7 +91,7 @@ class CheckpointKeeper:
 
     def restore(self, source=None):
         """Restores the newest checkpoint of ``source`` (default: this folder) that restores; None if there is none."""
-        source = Path(source or self.directory)
+        source = fs.path(source or self.directory)
         candidates = on_disk(source)
         failures = []
         for prefix in candidates:
@@ -100,7 +101,7 @@ class CheckpointKeeper:
                 return prefix
             failures.append((prefix, reason))
         if failures:
-            listed = "; ".join(f"{Path(p).name}: {why}" for p, why in failures[:3])
+            listed = "; ".join(f"{fs.path(p).name}: {why}" for p, why in failures[:3])
             raise CheckpointError(
                 f"none of the {len(failures)} checkpoint(s) in {source} can be restored ({listed}); "
                 "nothing was moved or deleted. Use a new --run_dir to start again"
@@ -121,7 +122,7 @@ class CheckpointKeeper:
     def _report(self, failures, restored, source):
         own = source == self.directory  # another worker's folder is its own to tidy
         for prefix, reason in failures:
-            files = list(Path(prefix).parent.glob(f"{Path(prefix).name}.*"))
+            files = list(fs.path(prefix).parent.glob(f"{fs.path(prefix).name}.*"))
             moved = f"moved to {move_aside(prefix)}" if own and files else "nothing moved"
             self.log(
                 f"warning: skipped checkpoint {prefix} ({reason}; {moved}); resuming from step {step_of(restored)}"
@@ -155,13 +156,13 @@ class CheckpointKeeper:
         while len(self.kept) > max(self.keep, 1):
             old = self.kept.pop(0)
             self._write_index()
-            for path in Path(old).parent.glob(f"{Path(old).name}.*"):
+            for path in fs.path(old).parent.glob(f"{fs.path(old).name}.*"):
                 path.unlink()
 
     def _write_index(self):
         """Rewrites the ``checkpoint`` index file atomically, with names relative to the folder (runs can move)."""
         if not self.kept:
             return
-        names = [Path(p).name for p in self.kept]
+        names = [fs.path(p).name for p in self.kept]
         lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
         fs.write_atomic(self.directory / "checkpoint", "\n".join(lines) + "\n")

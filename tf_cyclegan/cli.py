@@ -126,6 +126,9 @@ def given_fields(args):
     return {name: value for name, value in vars(args).items() if value is not None and name in config_lib.flat_fields()}
 
 
+_quieted = False
+
+
 def quiet_tensorflow(verbose=False):
     """Keeps TensorFlow's harmless C++ log lines off the terminal (call before TensorFlow loads).
 
@@ -133,7 +136,12 @@ def quiet_tensorflow(verbose=False):
 
     ``verbose`` (or TF_CYCLEGAN_VERBOSE=1) leaves stderr untouched. Otherwise C++ INFO and
     WARNING lines are turned off and stderr passes through a filter that drops the HARMLESS lines.
+    Once per process: a second command run in the same process (a notebook, a test) keeps the first's setup.
     """
+    global _quieted
+    if _quieted:
+        return
+    _quieted = True
     for stream in (sys.stdout, sys.stderr):  # file names in any encoding print, escaped, instead of failing
         stream.reconfigure(errors="backslashreplace")
     if verbose:

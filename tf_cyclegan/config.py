@@ -7,14 +7,14 @@ its run directory and read back by later commands, so nobody retypes flags.
 import dataclasses
 import re
 import typing
-from pathlib import Path
 
 import yaml
 
+from tf_cyclegan import fs
 from tf_cyclegan.errors import ConfigError
 from tf_cyclegan.rules import MAX_COUNT, count, parse_value, setting, weight
 
-PRESET_DIR = Path(__file__).resolve().parent / "presets"
+PRESET_DIR = fs.PACKAGE / "presets"
 # A run name becomes part of folder names (runs/<name>, export/<name>_a2b): no separators, no "..".
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 MAX_SIDE = 16384  # image_size / load_size: TensorFlow's image ops and any network past this are out of reach
@@ -237,7 +237,7 @@ class _SettingsLoader(yaml.SafeLoader):
 
 def load_yaml(path, config=None):
     """Reads a preset or a run's config.yaml on top of ``config`` (defaults if None)."""
-    path = Path(path)
+    path = fs.path(path)
     if not path.is_file():
         raise ConfigError(f"--config: no such file {str(path)!r}")
     size = path.stat().st_size
@@ -268,7 +268,7 @@ def to_yaml(config):
 
 
 def save_yaml(config, path):
-    Path(path).write_text(to_yaml(config), encoding="utf-8")
+    fs.write_atomic(path, to_yaml(config))
 
 
 def apply_fields(config, fields, sets=()):
@@ -291,9 +291,9 @@ def default_name(config):
     """
     data = config.data
     if data.domain_a and data.domain_b:
-        name = f"{Path(data.domain_a).name}2{Path(data.domain_b).name}"
+        name = f"{fs.path(data.domain_a).name}2{fs.path(data.domain_b).name}"
     else:
-        name = Path(data.dataset.removeprefix("tfds:").rstrip("/")).name.split(":")[0]
+        name = fs.path(data.dataset.removeprefix("tfds:").rstrip("/")).name.split(":")[0]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".")
     return name or "run"
 
@@ -306,7 +306,7 @@ def preset_path(name):
 
 def preset_for_dataset(dataset):
     """The preset a dataset name implies: 'cycle_gan/monet2photo' → monet2photo.yaml."""
-    stem = Path(dataset.rstrip("/")).name if dataset else ""
+    stem = fs.path(dataset.rstrip("/")).name if dataset else ""
     return preset_path(stem) if stem else None
 
 

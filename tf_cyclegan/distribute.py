@@ -147,11 +147,12 @@ def is_multi_worker(strategy):
 
 
 def worker_dir(path, strategy):
-    """Where this worker saves: ``path`` on the chief, a private temp dir elsewhere (MWMS needs all to save)."""
+    """Where this worker saves: ``path`` (a pathlib.Path or fs.RemotePath) on the chief, a private folder in it
+    elsewhere (MWMS needs every worker to save)."""
     if is_chief(strategy):
         return path
     resolver = strategy.cluster_resolver
-    return os.path.join(path, f".worker_{resolver.task_type}_{resolver.task_id}")
+    return path / f".worker_{resolver.task_type}_{resolver.task_id}"
 
 
 def jit_note(jit_compile):

@@ -6,9 +6,8 @@
 
 import json
 import sys
-from pathlib import Path
 
-from tf_cyclegan import cli
+from tf_cyclegan import cli, fs
 from tf_cyclegan.config import EVAL_METRICS as ALL_METRICS
 
 PROG = "python -m tf_cyclegan.evaluate"
@@ -46,8 +45,8 @@ def print_report(report, run_dir):
         print(f"features for KID/FID: {report['feature_network']}")
     elif report["notes"]:
         print(f"features for KID/FID: none ({report['notes'][0]})")
-    print(f"wrote {Path(run_dir) / 'eval.json'}")
-    health = Path(run_dir) / "health.json"
+    print(f"wrote {fs.path(run_dir) / 'eval.json'}")
+    health = fs.path(run_dir) / "health.json"
     if health.is_file():
         # Imported here, not at the top: TensorFlow stays out of --help and flag errors.
         from tf_cyclegan.health import summary_lines

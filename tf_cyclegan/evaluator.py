@@ -3,15 +3,15 @@
 The library behind ``python -m tf_cyclegan.evaluate`` and ``--eval_every`` during training.
 """
 
+import contextlib
 import dataclasses
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_cyclegan import checkpoints, factory, run
+from tf_cyclegan import checkpoints, factory, fs, run
 from tf_cyclegan import config as config_lib
 from tf_cyclegan import data as data_lib
 from tf_cyclegan import metrics as metric_lib
@@ -55,11 +55,11 @@ def inception_features(weights=""):
     """
 
     if weights:
-        if not Path(weights).is_file():
+        if not fs.path(weights).is_file():
             raise FeaturesUnavailable(f"--inception_weights: no such file {weights}")
         source = weights
     else:
-        cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / INCEPTION_FILE
+        cached = fs.path(os.environ.get("KERAS_HOME") or fs.path("~/.keras").expanduser()) / "models" / INCEPTION_FILE
         if not cached.is_file() and not host_reachable("storage.googleapis.com", timeout=5):
             raise FeaturesUnavailable(
                 "KID/FID skipped: InceptionV3 weights are not cached and cannot be downloaded offline; "
@@ -67,9 +67,11 @@ def inception_features(weights=""):
             )
         source = "imagenet"
     try:
-        model = keras.applications.InceptionV3(
-            include_top=False, pooling="avg", weights=source, input_shape=(299, 299, 3)
-        )
+        # Keras reads weights from a local file: a URI's is copied to a temporary one first.
+        with fs.local_file(source) if weights else contextlib.nullcontext(source) as local:
+            model = keras.applications.InceptionV3(
+                include_top=False, pooling="avg", weights=str(local), input_shape=(299, 299, 3)
+            )
     except (OSError, ValueError) as error:
         raise FeaturesUnavailable(f"KID/FID skipped: InceptionV3 weights could not be loaded ({error})") from None
     return FeatureNetwork(INCEPTION_NAME, model, 299)
@@ -223,7 +225,7 @@ def evaluate_run(
         "notes": notes,
         **results,
     }
-    paths = run.RunPaths(Path(run_dir))
+    paths = run.RunPaths(run_dir)
     run.write_json(paths.eval_report, report)
     writer = tf.summary.create_file_writer(str(paths.logs / "eval"))
     with writer.as_default(step=step):
@@ -261,7 +263,7 @@ class PeriodicEvaluation:
         if "kid" in self.metric or settings.inception_weights:
             self.features, _ = _features_or_note(("kid",), settings.inception_weights, log)
 
-        self.paths = run.RunPaths(Path(config.run_dir))
+        self.paths = run.RunPaths(config.run_dir)
         self.paths.best.mkdir(parents=True, exist_ok=True)
         self.keeper = checkpoints.CheckpointKeeper(checkpoint, self.paths.best, keep=1, log=log)
         self.best = run.read_best(config.run_dir)

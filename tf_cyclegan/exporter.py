@@ -5,13 +5,8 @@ compared with the Keras generator before it is reported; a failing one is delete
 never left behind.
 """
 
-import glob
+import errno
 import json
-import os
-import shutil
-import socket
-import tempfile
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -98,7 +93,8 @@ def make_serving_archive(generator, channels, background, max_pixels=MAX_REQUEST
 
 
 def next_version(base):
-    versions = [int(p.name) for p in Path(base).iterdir() if p.name.isdigit()] if Path(base).is_dir() else []
+    base = fs.path(base)
+    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
     return max(versions, default=0) + 1
 
 
@@ -204,7 +200,7 @@ def export_run(
     generators = dict(zip(("a2b", "b2a"), restored))
     reports = {}
     for direction in directions:
-        base = contained(Path(output), f"{config.name}_{direction}")
+        base = contained(output, f"{config.name}_{direction}")
         final, diff = _export_saved_model(
             generators[direction], config, direction, checkpoint, base, version, max_request_pixels, max_request_gb, log
         )
@@ -215,7 +211,7 @@ def export_run(
             "tflite": _export_tflite(generators[direction], config, direction, final, output, tflite, log),
         }
         if onnx:
-            target = contained(Path(output) / "onnx", f"{config.name}_{direction}.onnx")
+            target = contained(fs.path(output) / "onnx", f"{config.name}_{direction}.onnx")
             channels = config.data.channels(direction)[0]
             reports[direction]["onnx"] = onnx_export.write_onnx(generators[direction], channels, target, direction, log)
     return reports
@@ -223,6 +219,7 @@ def export_run(
 
 def contained(output, name):
     """``output / name``, refusing a name that would lead outside ``output``."""
+    output = fs.path(output)
     target = output / name
     if target.resolve().parent != output.resolve():
         raise ExportError(f"run name {name!r} would write outside --output={output}")
@@ -234,7 +231,7 @@ def _export_saved_model(generator, config, direction, checkpoint, base, version,
 
     data = config.data
     channels = data.channels(direction)[0]
-    staging = make_staging(base, log)
+    staging = fs.staging_folder(base, log)
     try:
         archive = make_serving_archive(generator, channels, parse_background(data.background), max_pixels, max_gb)
         archive.write_out(str(staging), verbose=False)
@@ -257,54 +254,33 @@ def _export_saved_model(generator, config, direction, checkpoint, base, version,
             )
         )
         diff = verify_saved_model(staging, generator, channels)
-        return _publish(staging, base, version), diff
+        final = _publish(staging, base, version)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        fs.remove_tree(staging)
         raise
-
-
-def make_staging(parent, log=print):
-    """A private new folder in ``parent`` to write an export into, readable like any folder once published
-    (``mkdtemp`` makes it 0700: a server running as another user could not read the export).
-
-    Its name holds this host and process (``.staging-<host>-<pid>-*``): staging folders an export
-    on this host left when it was killed are removed here, those of a running export never.
-    """
-    parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".staging-{socket.gethostname()}-"
-    for left in parent.glob(f"{glob.escape(prefix)}*"):
-        pid = left.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
-            shutil.rmtree(left, ignore_errors=True)
-            log(f"note: removed {left}, left by an export that was stopped")
-    staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
-    return staging
-
-
-def _process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    if fs.is_remote(final):  # copied file by file, not renamed: read back from where it is served
+        try:
+            diff = verify_saved_model(final, generator, channels)
+        except BaseException:
+            fs.remove_tree(final)
+            raise
+    return final, diff
 
 
 def _publish(staging, base, version):
-    """Renames ``staging`` to ``base/<version>`` (the next free number when None); a taken number is never reused."""
+    """Publishes ``staging`` as ``base/<version>`` (the next free number when None); a taken number is never reused.
+    On a URI the files are copied with saved_model.pb last (a server polling the folder loads a version once it has
+    one)."""
     number = version or next_version(base)
     while True:
         final = base / str(number)
         try:
             if final.exists():
                 raise FileExistsError(final)
-            os.rename(staging, final)  # atomic; fails when another export took the number meanwhile
-            return final
-        except OSError:
+            return fs.publish_folder(staging, final, last=("saved_model.pb",))
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):  # not a taken number: a real failure
+                raise
             if version:
                 raise ExportError(f"--version: {final} already exists") from None
             number += 1
@@ -316,7 +292,7 @@ def _export_tflite(generator, config, direction, saved_model, output, variants, 
     representative = _calibration_images(config, direction) if any("int8" in v for v in variants) else None
     reports = {}
     for variant in variants:
-        target = contained(Path(output) / "tflite", f"{config.name}_{direction}_{variant}.tflite")
+        target = contained(fs.path(output) / "tflite", f"{config.name}_{direction}_{variant}.tflite")
         model_bytes = convert_tflite(saved_model, variant, representative)
         # Quantized variants are judged on a real image of the source domain (x in [-1, 1]).
         sample = representative[0][None] if representative and "int8" in variant else None

@@ -1,10 +1,8 @@
 """The networks and the CycleGAN a config describes, and their checkpoint."""
 
-from pathlib import Path
-
 import tensorflow as tf
 
-from tf_cyclegan import checkpoints, run
+from tf_cyclegan import checkpoints, fs, run
 from tf_cyclegan import config as config_lib
 from tf_cyclegan.model import CycleGAN
 from tf_cyclegan.networks import build_discriminator, build_generator
@@ -105,6 +103,6 @@ def restore_generators(config, checkpoint_path):
             return generator_ab, generator_ba
         except Exception as error:  # noqa: BLE001 - unreadable or of another configuration
             reason = checkpoints.first_line(error)
-    others = [p for p in checkpoints.on_disk(Path(checkpoint_path).parent) if p != str(checkpoint_path)]
+    others = [p for p in checkpoints.on_disk(fs.path(checkpoint_path).parent) if p != str(checkpoint_path)]
     hint = f"; try --checkpoint={others[0]}" if others else ""
     raise checkpoints.CheckpointError(f"--checkpoint: {checkpoint_path} cannot be restored ({reason}){hint}")

@@ -13,7 +13,7 @@ import os
 import keras
 import numpy as np
 
-from tf_cyclegan import factory
+from tf_cyclegan import factory, fs
 from tf_cyclegan.errors import UserError
 from tf_cyclegan.layers import PadToMultiple
 
@@ -111,10 +111,9 @@ def available():
     """Bytes this process may still use: the smaller of the memory available now and the cgroup's remaining limit."""
     found = []
     try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
+        for line in fs.path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
     for limit, usage in (
@@ -122,10 +121,9 @@ def available():
         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
     ):
         try:
-            with open(limit) as a, open(usage) as b:
-                text = a.read().strip()
-                if text.isdigit():
-                    found.append(max(0, int(text) - int(b.read().strip())))
+            text = fs.path(limit).read_text().strip()
+            if text.isdigit():
+                found.append(max(0, int(text) - int(fs.path(usage).read_text().strip())))
         except (OSError, ValueError):
             continue
     if not found:
@@ -138,8 +136,7 @@ def total():
     found = [os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            with open(path) as limit:
-                text = limit.read().strip()
+            text = fs.path(path).read_text().strip()
             if text.isdigit():
                 found.append(int(text))
         except OSError:

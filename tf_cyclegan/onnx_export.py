@@ -71,6 +71,8 @@ def session(model, name="the converted model", flag="--onnx"):
     """An ONNX Runtime session on the CPU for a model's bytes or path; ``name`` heads the error when it cannot load."""
     _, _, onnxruntime = modules(flag)
     source = model if isinstance(model, bytes) else str(model)
+    if fs.is_remote(source):  # ONNX Runtime opens local files only
+        source = fs.path(source).read_bytes()
     try:
         return onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...) for a bad file
@@ -99,6 +101,7 @@ def write_onnx(generator, channels, target, direction, log=print):
     """Converts, checks at CHECK_SIZES against the generator, then writes ``target`` (atomically); returns a report."""
     model_bytes = convert_onnx(generator, channels)
     check = verify_onnx(model_bytes, generator, channels)
+    target = fs.path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fs.write_atomic(target, model_bytes)
     sizes = ", ".join("x".join(map(str, size)) for size in check["sizes"])

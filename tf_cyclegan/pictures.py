@@ -9,7 +9,6 @@ file under the final name.
 import functools
 import io
 import os
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -105,7 +104,7 @@ def encode_image(path, pixels, alpha=None):
     ``alpha`` (uint8 HxW) is attached when the format keeps it."""
     pixels = pixels if pixels.dtype == np.uint8 else to_uint8(pixels)
     picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-    suffix = Path(path).suffix.lower()
+    suffix = fs.path(path).suffix.lower()
     if alpha is not None and suffix in (".png", ".webp", ".tif", ".tiff"):
         picture = picture.convert("RGBA" if picture.mode == "RGB" else "LA")
         picture.putalpha(Image.fromarray(alpha))
@@ -116,5 +115,5 @@ def encode_image(path, pixels, alpha=None):
 
 def write_image(path, pixels, alpha=None):
     """Saves an image under ``path`` (a temporary name first: never half a file under the real one)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fs.path(path).parent.mkdir(parents=True, exist_ok=True)
     fs.write_atomic(path, encode_image(path, np.asarray(pixels), alpha))

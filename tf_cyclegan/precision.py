@@ -7,9 +7,10 @@ scaling. Everywhere else bfloat16 is emulated (many times slower), so float32 is
 """
 
 import dataclasses
-from pathlib import Path
 
 import tensorflow as tf
+
+from tf_cyclegan import fs
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # CPU flags (as /proc/cpuinfo spells them) that mean native bfloat16 arithmetic.
@@ -29,7 +30,7 @@ class Choice:
 def cpu_flags(cpuinfo="/proc/cpuinfo"):
     """The CPU's feature flags (empty where the system does not list them)."""
     try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+        text = fs.path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return frozenset()
     for line in text.splitlines():

@@ -6,12 +6,10 @@ folder a run was found in is its run directory, wherever it was first created.
 """
 
 import dataclasses
-import fcntl
 import json
 import os
 import socket
 import time
-from pathlib import Path
 
 from tf_cyclegan import config as config_lib
 from tf_cyclegan import fs
@@ -20,7 +18,10 @@ from tf_cyclegan.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class RunPaths:
-    root: Path
+    root: object  # a pathlib.Path or an fs.RemotePath (see fs.path)
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", fs.path(self.root))
 
     @property
     def config(self):
@@ -62,6 +63,9 @@ class RunLock:
     left by a process that is gone is taken over (with a message). Readers (translate,
     export, evaluate, TensorBoard) never take it. ``translate`` holds one on its output folder
     (``holder``, ``name`` and ``advice`` say so in the messages).
+
+    ``flock`` is local: on a run directory that is a URI (gs://, s3://, ...) there is no lock,
+    and the start says so in one line (two trainers there would write over each other's files).
     """
 
     def __init__(
@@ -72,38 +76,39 @@ class RunLock:
         name=".lock",
         advice="wait for it to finish or stop it, or train into another --run_dir",
     ):
-        self.path = Path(run_dir) / name
+        self.path = fs.path(run_dir) / name
         self.log = log
         self.holder, self.advice = holder, advice
-        self._fd = None
+        self._lock = None
 
     def __enter__(self):
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        previous = os.read(fd, 4096).decode("utf-8", "replace")
+        if fs.is_remote(self.path):
+            self.log(
+                f"note: {self.path.parent} is not on a local disk, where the {self.holder} lock works; "
+                f"nothing stops a second {self.holder} writing there"
+            )
+            return self
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            lock = fs.LocalLock(self.path)
+        except fs.Locked as locked:
             raise RunLocked(
-                f"{self.path.parent} is in use by another {self.holder} ({_describe(previous)}); {self.advice}"
+                f"{self.path.parent} is in use by another {self.holder} ({_describe(locked.previous)}); {self.advice}"
             ) from None
+        previous = lock.previous
         if previous.strip():
             self.log(
                 f"note: took over {self.path} from a {self.holder} that is no longer running ({_describe(previous)})"
             )
         record = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        self._fd = fd
+        lock.record(json.dumps(record))
+        self._lock = lock
         return self
 
     def __exit__(self, *exc):
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         return False
 
 
@@ -130,7 +135,7 @@ def read_config(run_dir, validate=True):
     is an error, not a run resumed with default settings. A setting out of range is named
     with the file it is in (``validate=False`` leaves that to the caller, who may apply flags first).
     """
-    paths = RunPaths(Path(run_dir))
+    paths = RunPaths(run_dir)
     if not paths.config.is_file():
         raise config_lib.ConfigError(f"--run_dir: {run_dir} has no config.yaml (is it a tf_cyclegan run directory?)")
     config = config_lib.load_yaml(paths.config)
@@ -151,8 +156,8 @@ def read_config(run_dir, validate=True):
 
 
 def write_config(config, run_dir):
-    RunPaths(Path(run_dir)).root.mkdir(parents=True, exist_ok=True)
-    fs.write_atomic(RunPaths(Path(run_dir)).config, CONFIG_HEADER + config_lib.to_yaml(config) + CONFIG_END)
+    RunPaths(run_dir).root.mkdir(parents=True, exist_ok=True)
+    fs.write_atomic(RunPaths(run_dir).config, CONFIG_HEADER + config_lib.to_yaml(config) + CONFIG_END)
 
 
 def resolve_config(fields, sets=(), config_file=None):
@@ -167,13 +172,13 @@ def resolve_config(fields, sets=(), config_file=None):
     fresh = config_lib.Config()
     data_fields = {k: v for k, v in fields.items() if k in ("dataset", "domain_a", "domain_b")}
     config_lib.apply_fields(fresh, data_fields)
-    preset = Path(config_file) if config_file else config_lib.preset_for_dataset(fresh.data.dataset)
+    preset = fs.path(config_file) if config_file else config_lib.preset_for_dataset(fresh.data.dataset)
     if preset is not None:
         fresh = config_lib.load_yaml(preset)
     config_lib.apply_fields(fresh, fields, sets)
-    run_dir = fields.get("run_dir") or str(Path("runs") / (fresh.name or config_lib.default_name(fresh)))
+    run_dir = fields.get("run_dir") or str(fs.path("runs") / (fresh.name or config_lib.default_name(fresh)))
     fs.check_output_folder(run_dir, "--run_dir")  # a file, or a name too long: one line before TensorFlow loads
-    if RunPaths(Path(run_dir)).config.is_file():
+    if RunPaths(run_dir).config.is_file():
         config = config_lib.apply_fields(read_config(run_dir, validate=False), fields, sets)
     else:
         config = fresh
@@ -182,10 +187,8 @@ def resolve_config(fields, sets=(), config_file=None):
     try:
         return config_lib.validate(config)
     except config_lib.ConfigError as error:
-        if RunPaths(Path(run_dir)).config.is_file():  # the bad value may come from the run's own config.yaml
-            raise config_lib.ConfigError(
-                f"{error} (settings of {RunPaths(Path(run_dir)).config} and the flags)"
-            ) from None
+        if RunPaths(run_dir).config.is_file():  # the bad value may come from the run's own config.yaml
+            raise config_lib.ConfigError(f"{error} (settings of {RunPaths(run_dir).config} and the flags)") from None
         raise
 
 
@@ -194,13 +197,13 @@ def latest_checkpoint(directory):
     # Here, not at the top: checkpoints loads TensorFlow, and run serves the command lines' fast paths.
     from tf_cyclegan import checkpoints
 
-    found = checkpoints.on_disk(directory) if Path(directory).is_dir() else []
+    found = checkpoints.on_disk(directory) if fs.path(directory).is_dir() else []
     return found[0] if found else None
 
 
 def run_checkpoint(run_dir, checkpoint=None):
     """``checkpoint`` when given, else the run directory's latest checkpoint prefix (None if it has none)."""
-    return checkpoint or latest_checkpoint(RunPaths(Path(run_dir)).checkpoints)
+    return checkpoint or latest_checkpoint(RunPaths(run_dir).checkpoints)
 
 
 class NoCheckpoint(UserError):
@@ -222,9 +225,9 @@ def open_run(run_dir, checkpoint=None, purpose="use"):
 
 def read_best(run_dir):
     """The best/ checkpoint's record ({metric, value, step}) or None."""
-    record = RunPaths(Path(run_dir)).best / "best.json"
+    record = RunPaths(run_dir).best / "best.json"
     return json.loads(record.read_text()) if record.is_file() else None
 
 
 def write_best(run_dir, record):
-    write_json(RunPaths(Path(run_dir)).best / "best.json", record)
+    write_json(RunPaths(run_dir).best / "best.json", record)

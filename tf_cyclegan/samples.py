@@ -33,6 +33,7 @@ def translation_grids(model, real_a, real_b):
 
 def write_grids(grids, step, folder, writer):
     """Saves ``step_<step>_<direction>.png`` files and the same grids as TensorBoard images."""
+    folder = fs.path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for direction, grid in grids.items():
         encoded = io.BytesIO()

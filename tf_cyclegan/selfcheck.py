@@ -16,9 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from tf_cyclegan import cli
+from tf_cyclegan import cli, fs
 from tf_cyclegan.config import PRESET_DIR
 from tf_cyclegan.errors import UserError
 
@@ -158,7 +157,7 @@ def describe_devices():
 
 def _cpuinfo():
     try:
-        return Path("/proc/cpuinfo").read_text(errors="replace")
+        return fs.path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
         return ""
 
@@ -198,7 +197,7 @@ def selfcheck(args, log=print):
     with tempfile.TemporaryDirectory(prefix="tf_cyclegan_selfcheck_") as folder:
         for row in rows:
             if not row.skip:
-                run_row(row, Path(folder), common, args.steps, args.timeout, log)
+                run_row(row, fs.path(folder), common, args.steps, args.timeout, log)
     log("")
     for line in table(rows):
         log(line)

@@ -9,7 +9,6 @@ hooks.py's periodic jobs), finish.
 import contextlib
 import dataclasses
 import time
-from pathlib import Path
 
 import tensorflow as tf
 
@@ -81,7 +80,7 @@ def start_session(config):
     """The Session before preparation: ``auto`` precision resolved, paths (no TensorFlow state yet)."""
     choice = precision_lib.choose_here(config.train.precision)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision=choice.precision))
-    return Session(config, choice, strategy=None, paths=run.RunPaths(Path(config.run_dir)))
+    return Session(config, choice, strategy=None, paths=run.RunPaths(config.run_dir))
 
 
 def run_session(session, log=print, progress=True):
@@ -143,7 +142,7 @@ def prepare(session, log):
         ]
         session.model.compile(*optimizers, jit_compile=train_settings.jit_compile)
         session.checkpoint = factory.make_checkpoint(session.model)
-    directory = Path(distribute.worker_dir(str(session.paths.checkpoints), strategy))
+    directory = distribute.worker_dir(session.paths.checkpoints, strategy)
     directory.mkdir(parents=True, exist_ok=True)
     session.keeper = CheckpointKeeper(session.checkpoint, directory, train_settings.keep_checkpoints, log)
 

@@ -7,7 +7,6 @@ translate at a time writes into a folder, and Ctrl-C or SIGTERM stops cleanly.
 """
 
 import sys
-from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -24,12 +23,12 @@ INPUT_EXTENSIONS = IMAGE_EXTENSIONS + video.VIDEO_EXTENSIONS
 
 def _input_files(source):
     """[(path, path relative to the output folder)] and the files that are neither images nor videos, for --input."""
-    source = Path(source)
+    source = fs.path(source)
     if source.is_dir():
         domain = list_folder(source, extensions=INPUT_EXTENSIONS)
-        return [(Path(p), Path(label)) for p, label in zip(domain.items, domain.labels)], domain.skipped
+        return [(fs.path(p), label) for p, label in zip(domain.items, domain.labels)], domain.skipped
     if source.is_file():
-        return [(source, Path(source.name))], []
+        return [(source, source.name)], []
     if not source.exists():
         raise TranslateError(f"--input: no such file or folder: {source}")
     raise TranslateError(f"--input: {source} is neither a file nor a folder")
@@ -63,13 +62,16 @@ def _translate_one(translator, path, target, settings, stop):
     """Translates one image, video or animation into ``target``; returns why it was skipped ('' when written)."""
     tile, overlap, budget, max_pixels, log = (settings[k] for k in ("tile", "overlap", "budget", "max_pixels", "log"))
     if video.is_clip(path):
-        try:
-            temporal.translate_clip(
-                translator, path, target, settings["video_stats"], settings["video_window"], tile, overlap, budget,
-                max_pixels=max_pixels, log=log, progress=settings["progress"], stop=stop,
-            )  # fmt: skip
-        except video.VideoError as error:
-            return str(error).removeprefix(f"{path}: ")
+        # PyAV and Pillow read local files: a clip at a URI is copied to a temporary file first.
+        with fs.local_file(path) as local:
+            try:
+                temporal.translate_clip(
+                    translator, local, target, settings["video_stats"], settings["video_window"], tile, overlap,
+                    budget, max_pixels=max_pixels, log=lambda line: log(line.replace(str(local), str(path))),
+                    progress=settings["progress"], stop=stop,
+                )  # fmt: skip
+            except video.VideoError as error:
+                return str(error).removeprefix(f"{local}: ")
         return ""
     translated = _translate_file(translator, path, tile, overlap, budget, max_pixels, log)
     if isinstance(translated, str):

@@ -8,14 +8,13 @@ statistics (``moments_of``; ``translate_fixed`` takes another's, e.g. a clip's).
 """
 
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tf_cyclegan import config as config_lib
-from tf_cyclegan import factory, footprint
+from tf_cyclegan import factory, footprint, fs
 from tf_cyclegan.data.images import parse_background
 from tf_cyclegan.errors import UserError
 from tf_cyclegan.layers import InstanceNormalization, PadToMultiple
@@ -74,7 +73,7 @@ class Translator:
         """An exported ``.onnx`` generator (``export --onnx``), run by ONNX Runtime on the CPU."""
         from tf_cyclegan import onnx_export  # here: the ONNX extra is optional (a missing one is one line, below)
 
-        if not Path(path).is_file():
+        if not fs.path(path).is_file():
             raise TranslateError(f"--onnx_model: no such file {str(path)!r}")
         runner = onnx_export.session(path, f"--onnx_model: {path}", flag="--onnx_model")
         inputs, outputs = runner.get_inputs(), runner.get_outputs()
@@ -222,7 +221,7 @@ def _mirror_indices(size, padded):
 def _exported_bytes_per_pixel(saved_model):
     """The memory estimate an export recorded in assets.extra/tf_cyclegan.json (None for older exports)."""
     try:
-        record = json.loads((Path(saved_model) / "assets.extra" / "tf_cyclegan.json").read_text())
+        record = json.loads((fs.path(saved_model) / "assets.extra" / "tf_cyclegan.json").read_text())
         return float(record["bytes_per_pixel"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

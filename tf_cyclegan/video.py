@@ -10,8 +10,6 @@ then, and an animation whose frames would take more than ``MAX_ANIMATION_BYTES``
 """
 
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageSequence
@@ -35,13 +33,13 @@ class VideoError(UserError):
 
 def is_clip(path):
     """Whether ``path`` is a video (by its extension) or an animated GIF/WebP (more than one frame)."""
-    suffix = Path(path).suffix.lower()
+    suffix = fs.path(path).suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return True
     if suffix not in ANIMATION_EXTENSIONS:
         return False
     try:
-        with Image.open(path) as image:
+        with fs.path(path).open("rb") as file, Image.open(file) as image:
             return bool(getattr(image, "is_animated", False))
     except (OSError, ValueError, Image.DecompressionBombError):
         return False  # not an animation this module reads: the image reader names what is wrong
@@ -51,7 +49,7 @@ def is_clip(path):
 class Clip:
     """A clip's size and length; ``frames()`` yields its frames as uint8 HxWx4 RGBA (opaque for videos)."""
 
-    path: Path
+    path: object  # a local file (translate copies a URI's first: PyAV and Pillow read local files)
     width: int
     height: int
     count: int | None  # frames, when the container says
@@ -72,7 +70,7 @@ def require_av():
 
 def open_clip(path, max_pixels=0):
     """The Clip at ``path``, its size checked before any frame is decoded (VideoError naming the file)."""
-    path = Path(path)
+    path = fs.path(path)
     clip = _open_video(path) if path.suffix.lower() in VIDEO_EXTENSIONS else _open_animation(path)
     if max_pixels and clip.width * clip.height > max_pixels:
         raise VideoError(f"{path}: frames of {clip.width} x {clip.height} pixels, above --max_pixels={max_pixels}")
@@ -131,9 +129,8 @@ class VideoClip(Clip):
         """Writes ``translate(rgba frame) -> uint8 HxWx3`` of every frame to ``target`` (a temporary name, renamed
         when complete), with the input's frame times and its audio streams copied; returns the frames written."""
         av = require_av()
-        temporary = fs.temporary_name(target)
         written = 0
-        try:
+        with fs.writing(target) as temporary:
             with av.open(str(self.path)) as source, av.open(str(temporary), "w", format=_format(target)) as output:
                 video = source.streams.video[0]
                 encoder = _add_encoder(output, video, target)
@@ -152,20 +149,17 @@ class VideoClip(Clip):
                 output.mux(encoder.encode(None))
             if not written:
                 raise VideoError(f"{self.path}: no frame could be decoded")
-            os.replace(temporary, target)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
         return written
 
 
 def _format(target):
     """The muxer for ``target``'s extension (written under a temporary name, whose extension says nothing)."""
     formats = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
-    return formats[Path(target).suffix.lower()]
+    return formats[fs.path(target).suffix.lower()]
 
 
 def _add_encoder(output, video, target):
-    suffix = Path(target).suffix.lower()
+    suffix = fs.path(target).suffix.lower()
     codec, options = ENCODERS.get(suffix, H264)
     rate = video.average_rate or video.guessed_rate or 25
     stream = output.add_stream(codec, rate=rate, options=dict(options))
@@ -212,10 +206,9 @@ class AnimationClip(Clip):
                 rgba = np.asarray(frame.convert("RGBA"))
                 durations.append(frame.info.get("duration", image.info.get("duration", 100)))
                 frames.append(Image.fromarray(np.concatenate([translate(rgba), rgba[..., 3:]], axis=-1), "RGBA"))
-        suffix = Path(target).suffix.lower()
+        suffix = fs.path(target).suffix.lower()
         options = {"quality": 95, "background": background} if suffix == ".webp" else {"disposal": 2}
-        temporary = fs.temporary_name(target)
-        try:
+        with fs.writing(target) as temporary:
             frames[0].save(
                 temporary,
                 "WEBP" if suffix == ".webp" else "GIF",
@@ -225,7 +218,4 @@ class AnimationClip(Clip):
                 loop=loop,
                 **options,
             )
-            os.replace(temporary, target)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
         return len(frames)

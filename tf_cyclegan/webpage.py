@@ -10,19 +10,16 @@ Every model is checked against the Keras generator before the folder is publishe
 import base64
 import hashlib
 import json
-import os
-import shutil
 import tempfile
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tf_cyclegan import data as data_lib
-from tf_cyclegan import factory
+from tf_cyclegan import factory, fs
 from tf_cyclegan.errors import UserError
-from tf_cyclegan.exporter import contained, convert_tflite, make_staging, verify_tflite
+from tf_cyclegan.exporter import contained, convert_tflite, verify_tflite
 
 LITERT_VERSION = "2.5.3"
 CDN = "https://cdn.jsdelivr.net/npm"
@@ -39,7 +36,7 @@ WASM_FILES = (
     "litert_wasm_compat_internal.js",
     "litert_wasm_compat_internal.wasm",
 )
-PAGE = Path(__file__).resolve().parent / "page"
+PAGE = fs.PACKAGE / "page"
 VARIANTS = ("fp16", "fp32")
 EXAMPLES = 3
 
@@ -69,11 +66,11 @@ def fixed_size_tflite(generator, channels, size, variant):
 
 def runtime_source(litert_js):
     """(import map, wasm folder URL, files to copy {relative target: source}) for the CDN or a local npm copy."""
-    targets = {name: f"litert/{package}/{Path(path).name}" for name, (package, path) in MODULES.items()}
+    targets = {name: f"litert/{package}/{path.rsplit('/', 1)[-1]}" for name, (package, path) in MODULES.items()}
     if not litert_js:
         imports = {name: f"{CDN}/{name}@{LITERT_VERSION}/{path}" for name, (_, path) in MODULES.items()}
         return _import_map(imports), f"{CDN}/@litertjs/core@{LITERT_VERSION}/wasm/", {}
-    scope = _npm_scope(Path(litert_js))
+    scope = _npm_scope(fs.path(litert_js))
     copies = {targets[name]: scope / package / path for name, (package, path) in MODULES.items()}
     copies.update({f"litert/wasm/{name}": scope / "core" / "wasm" / name for name in WASM_FILES})
     missing = [str(source) for source in copies.values() if not source.is_file()]
@@ -118,7 +115,7 @@ def examples(config, direction, count=EXAMPLES):
     files = {}
     for number, index in enumerate(picked, 1):
         item = domain.items[index]
-        contents = item if isinstance(item, bytes) else Path(item).read_bytes()
+        contents = item if isinstance(item, bytes) else fs.path(item).read_bytes()
         files[f"{direction}_{number}{_extension(contents)}"] = contents
     return files
 
@@ -138,21 +135,22 @@ def export_web(run_dir, output="export", size=0, litert_js="", variant="fp16", c
     config, checkpoint, restored = factory.restore_run(run_dir, checkpoint, "export")
     size = size or config.data.image_size
     import_map, wasm, copies = runtime_source(litert_js)
-    target = contained(Path(output) / "web", config.name)
-    staging = make_staging(target.parent)
+    target = contained(fs.path(output) / "web", config.name)
+    staging = fs.staging_folder(target.parent)
     try:
         generators = dict(zip(("a2b", "b2a"), restored))
         reports = _write_page(staging, config, generators, size, variant, import_map, wasm, copies)
-        _replace(staging, target)
+        fs.replace_folder(staging, target, last=("index.html",))
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        fs.remove_tree(staging)
         raise
     for direction, report in reports.items():
         log(
             f"{direction}: web model {target / report['model']} ({report['bytes'] / 1e6:.1f} MB {variant}, "
             f"{size}x{size}, max abs diff vs Keras {report['max_abs_diff']:.1e})"
         )
-    log(f"web page: {target / 'index.html'} — try it with: python -m http.server -d {target}")
+    serve = "copy the folder to a web server" if fs.is_remote(target) else f"python -m http.server -d {target}"
+    log(f"web page: {target / 'index.html'} — try it with: {serve}")
     return target, reports
 
 
@@ -189,19 +187,8 @@ def _write_page(folder, config, generators, size, variant, import_map, wasm, cop
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     page = (PAGE / "index.html").read_text(encoding="utf-8").replace("{{IMPORT_MAP}}", import_map)
     (folder / "index.html").write_text(page, encoding="utf-8")
-    shutil.copy(PAGE / "translate.js", folder / "translate.js")
+    (folder / "translate.js").write_bytes((PAGE / "translate.js").read_bytes())
     for relative, source in copies.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source, folder / relative)
+        fs.copy_file(source, folder / relative)
     return reports
-
-
-def _replace(staging, target):
-    """Puts the finished folder in place of an earlier export of the same run (never half of either)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{target.name}-{os.getpid()}")
-        os.rename(target, old)
-    os.rename(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

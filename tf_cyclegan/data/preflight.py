@@ -6,10 +6,10 @@ that fail are named and dropped so training never stops on them mid-run.
 
 import dataclasses
 import functools
-import os
 
 import tensorflow as tf
 
+from tf_cyclegan import fs
 from tf_cyclegan.data.formats import inspect
 from tf_cyclegan.data.images import decode_pixels
 from tf_cyclegan.data.sources import DataError
@@ -108,7 +108,7 @@ def check_domain(domain, channels, image_size, required=True, max_pixels=0):
             unreadable.append((label, f"{width} x {height} pixels, above --max_pixels={max_pixels} (not decoded)"))
         elif i not in sizes:
             item = domain.items[i]
-            empty = (len(item) == 0) if domain.in_memory else (os.path.getsize(item) == 0)
+            empty = (len(item) == 0) if domain.in_memory else (fs.path(item).stat().st_size == 0)
             unreadable.append((label, "empty file" if empty else "cannot be decoded as an image"))
     small = [domain.labels[i] for i, (h, w) in sorted(sizes.items()) if min(h, w) < image_size]
     report = DomainReport(domain.split, domain.origin, len(domain), len(sizes), unreadable, small, domain.skipped)

@@ -10,14 +10,14 @@ import re
 import socket
 import sys
 import threading
-from pathlib import Path
 from urllib.parse import urlparse
 
+from tf_cyclegan import fs
 from tf_cyclegan.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # The bundled samples (package data): fluent (the quickstart: Fluent Emoji Flat -> 3D) and emoji (Noto -> Twemoji).
-BUNDLED = {name: Path(__file__).resolve().parent.parent / "datasets" / name for name in ("fluent", "emoji")}
+BUNDLED = {name: fs.PACKAGE / "datasets" / name for name in ("fluent", "emoji")}
 _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[a-z0-9_.\-]+)?(:[0-9.*]+)?$")
 OFFLINE_TIMEOUT = 8.0
 
@@ -78,7 +78,7 @@ class Domains:
 
 def list_folder(folder, split=None, extensions=IMAGE_EXTENSIONS):
     """Files under ``folder`` with one of ``extensions`` (recursive, case-insensitive), sorted; the others skipped."""
-    folder = Path(folder)
+    folder = fs.path(folder)
     if not folder.is_dir():
         raise DataError(f"no such folder: {folder}")
     images, skipped = [], []
@@ -94,11 +94,11 @@ def list_folder(folder, split=None, extensions=IMAGE_EXTENSIONS):
 
 
 def _optional_folder(path, split):
-    return list_folder(path, split) if path and Path(path).is_dir() else None
+    return list_folder(path, split) if path and fs.path(path).is_dir() else None
 
 
 def _from_root(root, description):
-    root = Path(root)
+    root = fs.path(root)
     missing = [s for s in ("trainA", "trainB") if not (root / s).is_dir()]
     if missing:
         raise DataError(
@@ -191,7 +191,7 @@ def resolve(data):
         domains = _from_root(BUNDLED[data.dataset], f"bundled sample '{data.dataset}'")
     elif data.dataset.startswith("tfds:"):
         domains = _tfds_domains(data.dataset[5:], data.data_dir, data.max_dataset_size)
-    elif Path(data.dataset).is_dir():
+    elif fs.path(data.dataset).is_dir():
         domains = _from_root(data.dataset, f"folder {data.dataset}")
     elif _TFDS_NAME.match(data.dataset):
         domains = _tfds_domains(data.dataset, data.data_dir, data.max_dataset_size)
