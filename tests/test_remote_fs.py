@@ -79,3 +79,30 @@ def test_remote_paths_keep_their_scheme_and_names():
     assert (location.name, str(location.parent), (location / "a.png").suffix) == ("h2z", "gs://bucket/runs", ".png")
     assert str((location / ".." / "other").resolve()) == "gs://bucket/runs/other"
     assert isinstance(fs.path("runs/h2z"), Path) and not fs.is_remote("runs/h2z")
+
+
+def test_remote_listing_writing_and_errors_behave_like_local_ones():
+    import tensorflow as tf
+
+    from tf_cyclegan.data.sources import list_folder
+
+    root = "ram://unit/data"
+    tf.io.gfile.makedirs(f"{root}/sub")
+    for name in ("a.png", "sub/b.jpg", ".hidden.png", "notes.txt"):
+        tf.io.gfile.GFile(f"{root}/{name}", "wb").write(b"1")
+    domain = list_folder(root)
+    assert (domain.items, domain.labels) == ([f"{root}/a.png", f"{root}/sub/b.jpg"], ["a.png", "sub/b.jpg"])
+    assert domain.skipped == [f"{root}/notes.txt"]
+    fs.write_atomic(f"{root}/config.yaml", "first version, longer\n")
+    fs.write_atomic(f"{root}/config.yaml", "second\n")  # ram:// appends when a file is reopened: replaced here
+    assert fs.path(f"{root}/config.yaml").read_text() == "second\n"
+    assert sorted(p.name for p in fs.path(root).iterdir()) == [
+        ".hidden.png",
+        "a.png",
+        "config.yaml",
+        "notes.txt",
+        "sub",
+    ]
+    with pytest.raises(FileNotFoundError) as missing:
+        fs.path(f"{root}/gone.yaml").read_text()
+    assert missing.value.filename == f"{root}/gone.yaml"

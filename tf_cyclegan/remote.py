@@ -51,10 +51,11 @@ class _Stat:
 class RemotePath:
     """A file or folder on a TensorFlow file system, named by its URI (``scheme://bucket/key``)."""
 
-    def __init__(self, text):
+    def __init__(self, text, is_file=None):
         scheme, _, rest = str(text).partition("://")
         rest = re.sub(r"/{2,}", "/", rest)
         self._scheme, self._rest = scheme, rest.rstrip("/") or rest
+        self._is_file = is_file  # known from a listing: a bucket of many images is not asked once per file
 
     # Names.
     def __str__(self):
@@ -120,6 +121,8 @@ class RemotePath:
             return gfile().isdir(str(self))
 
     def is_file(self):
+        if self._is_file is not None:
+            return self._is_file
         return self.exists() and not self.is_dir()
 
     def stat(self):
@@ -153,7 +156,8 @@ class RemotePath:
         found = []
         with reported(self):
             for folder, folders, files in gfile().walk(str(self)):
-                found += [RemotePath(f"{folder}/{name.rstrip('/')}") for name in folders + files]
+                found += [RemotePath(f"{folder}/{name.rstrip('/')}", is_file=False) for name in folders]
+                found += [RemotePath(f"{folder}/{name}", is_file=True) for name in files]
         return sorted(found)
 
     def open(self, mode="r", **kwargs):
