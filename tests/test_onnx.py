@@ -98,3 +98,19 @@ def test_without_the_onnx_extra_export_onnx_says_how_to_install_it(tiny_run, tmp
     )
     assert translate.returncode == 1 and "Traceback" not in translate.stderr
     assert "error: --onnx_model needs the ONNX extra (onnxruntime is not installed)" in translate.stderr
+
+
+def test_an_onnx_file_at_a_uri_translates_like_the_local_one(exported):
+    # ram:// (TensorFlow's in-memory file system, the gfile layer gs:// goes through): ONNX Runtime reads local
+    # files only, so a model at a URI is read through the package's file system module.
+    import tensorflow as tf
+
+    from tf_cyclegan.translator import Translator
+
+    output, _ = exported
+    local = output / "onnx" / "tiny_a2b.onnx"
+    tf.io.gfile.makedirs("ram://onnx_test")
+    tf.io.gfile.copy(str(local), "ram://onnx_test/tiny_a2b.onnx", overwrite=True)
+    image = np.random.default_rng(5).uniform(0, 1, (37, 53, 3)).astype("float32")
+    by_uri = Translator.from_onnx("ram://onnx_test/tiny_a2b.onnx").translate(image)
+    np.testing.assert_array_equal(by_uri, Translator.from_onnx(str(local)).translate(image))
