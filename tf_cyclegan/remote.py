@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 
 
 def gfile():
+    """``tf.io.gfile``, imported on first use."""
     import tensorflow as tf  # only where a URI is used: local paths never load TensorFlow here
 
     return tf.io.gfile
@@ -35,6 +36,7 @@ def _os_error(error, location):
 
 @contextlib.contextmanager
 def reported(location):
+    """Turns TensorFlow's file-system errors inside the block into OSErrors naming ``location``."""
     import tensorflow as tf
 
     try:
@@ -160,7 +162,7 @@ class RemotePath:
                 found += [RemotePath(f"{folder}/{name}", is_file=True) for name in files]
         return sorted(found)
 
-    def open(self, mode="r", **kwargs):
+    def open(self, mode="r"):
         with reported(self):
             return gfile().GFile(str(self), mode)
 
