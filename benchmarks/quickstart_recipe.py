@@ -29,6 +29,10 @@ from cpu import describe_cpu  # noqa: E402  (benchmarks/cpu.py)
 # name: flags on top of configs/fluent.yaml (the preset itself is "preset")
 CANDIDATES = {
     "preset": [],
+    # The generators output input + a learned change (--residual): the Flat drawing's edges pass through.
+    "residual": ["--residual=true"],
+    "residual_id0.1": ["--residual=true", "--lambda_identity=0.1"],
+    "residual_id0": ["--residual=true", "--lambda_identity=0"],
     # The paper's identity weight on top of the preset (seed 4 of identity 0.1 swapped orange and blue).
     "id0.5": ["--lambda_identity=0.5"],
     "ema999": ["--ema_decay=0.999"],

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from trainrun import cli
 
 from tf_cyclegan import build_discriminator, build_generator
 from tf_cyclegan.layers import InstanceNormalization, NarrowConv2D, NearestUpsampling2D, PadToMultiple
@@ -154,3 +155,28 @@ def test_nearest_upsampling_repeats_pixels_like_keras_and_round_trips():
     np.testing.assert_array_equal(layer(x).numpy(), keras.layers.UpSampling2D(2)(x).numpy())
     assert layer.compute_output_shape((None, 3, None, 4)) == (None, 6, None, 4)
     assert NearestUpsampling2D.from_config(NearestUpsampling2D(3).get_config()).factor == 3
+
+
+@pytest.mark.parametrize("kind", ["unet_64", "resnet_6blocks"])
+def test_a_residual_generator_adds_its_change_to_the_input(kind, tmp_path):
+    plain = build_generator(kind, ngf=4, upsample="resize")
+    residual = build_generator(kind, ngf=4, upsample="resize", residual=True)
+    residual.set_weights(plain.get_weights())  # the same network: only the output differs
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 37, 53, 3)).astype("float32")
+    expected = np.clip(x + 2 * plain(x).numpy(), -1, 1)
+    np.testing.assert_allclose(residual(x).numpy(), expected, atol=1e-6)
+    residual.save(tmp_path / "g.keras")
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "g.keras")(x).numpy(), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="equal channels"):
+        build_generator(kind, input_channels=1, output_channels=3, ngf=4, residual=True)
+
+
+def test_residual_with_unequal_channels_is_one_line_before_training(tmp_path):
+    result = cli("tf_cyclegan.train", "--residual=true", "--channels_a=1", "--lambda_identity=0", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--residual: a residual generator needs channels_a == channels_b")
+    )
+    assert not list(tmp_path.iterdir())  # no run directory was made

@@ -232,7 +232,7 @@ def test_cycle_weights_default_to_lambda_cycle_and_an_older_runs_minus_one_still
 @pytest.mark.parametrize("preset", sorted(p.stem for p in config_lib.PRESET_DIR.glob("*.yaml")))
 def test_presets_round_trip_and_validate(tmp_path, preset):
     config = config_lib.validate(config_lib.load_yaml(config_lib.preset_path(preset)))
-    config_lib.save_yaml(config, tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text(config_lib.to_yaml(config))
     assert config_lib.load_yaml(tmp_path / "c.yaml") == config
 
 
@@ -258,7 +258,7 @@ def test_settings_are_assembled_in_the_documented_order(tmp_path, monkeypatch):
     saved = config_lib.Config()
     saved.name, saved.run_dir, saved.loss.lambda_identity, saved.model.ngf = "mine", "old", 0.25, 16
     (tmp_path / "moved").mkdir()
-    config_lib.save_yaml(saved, tmp_path / "moved" / "config.yaml")
+    (tmp_path / "moved" / "config.yaml").write_text(config_lib.to_yaml(saved))
     # Resuming a run that was moved: its config.yaml beats the preset, flags beat it, --set beats flags, and the
     # folder it was found in is its run directory (not the "old" path saved inside it).
     resumed = parse_config(

@@ -77,6 +77,7 @@ class ModelConfig:
     affine: bool = False
     use_dropout: bool = False
     upsample: str = setting("transpose", choices=("transpose", "resize"))
+    residual: bool = False  # generators output input + a learned change (not in the paper; needs equal channels)
     init: str = setting("normal", choices=("normal", "xavier", "kaiming", "orthogonal"))
     init_gain: float = weight(0.02)
 
@@ -267,10 +268,6 @@ def to_yaml(config):
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-def save_yaml(config, path):
-    fs.write_atomic(path, to_yaml(config))
-
-
 def apply_fields(config, fields, sets=()):
     """Applies ``{field: text}`` (flag names, see ``flat_fields``), then ``section.field=value`` items."""
     flat = flat_fields()
@@ -326,6 +323,8 @@ def validate(config):
         raise ConfigError(
             f"--preprocess={data.preprocess} gives images of varying size: it needs --batch_size=1 and --pool_size=0"
         )
+    if config.model.residual and data.channels_a != data.channels_b:
+        raise ConfigError("--residual: a residual generator needs channels_a == channels_b")
     if config.loss.lambda_identity > 0 and data.channels_a != data.channels_b:
         raise ConfigError("--lambda_identity: identity loss needs channels_a == channels_b; set it to 0")
     if config.train.steps == 0 and config.train.epochs + config.train.decay_epochs == 0:

@@ -21,6 +21,7 @@ def build_generators(config, prefix=""):
         upsample=model.upsample,
         init=model.init,
         init_gain=model.init_gain,
+        residual=model.residual,
     )
     return (
         build_generator(kind, data.channels_a, data.channels_b, name=f"{prefix}generator_ab", **common),

@@ -238,6 +238,19 @@ class CropToReference(keras.layers.Layer):
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
 
 
+@keras.saving.register_keras_serializable(package="tf_cyclegan")
+class ResidualOutput(keras.layers.Layer):
+    """``clip(image + 2 * change, -1, 1)``: a generator's output as its input plus a learned change in [-1, 1]
+    (``--residual``), so the input's edges pass through unchanged unless the network changes them."""
+
+    def call(self, inputs):
+        image, change = inputs
+        return tf.clip_by_value(tf.cast(image, change.dtype) + 2.0 * change, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[1]
+
+
 def kernel_initializer(init="normal", gain=0.02, seed=None):
     """Weight init as in the reference: N(0, gain), or xavier/kaiming/orthogonal ('zeros': for shape probes, which
     must not draw from the global random state that the real networks' weights come from)."""

@@ -13,6 +13,7 @@ from tf_cyclegan.layers import (
     NearestUpsampling2D,
     PadToMultiple,
     ReflectionPadding2D,
+    ResidualOutput,
     kernel_initializer,
     normalization,
 )
@@ -145,6 +146,7 @@ def build_generator(
     upsample="transpose",
     init="normal",
     init_gain=0.02,
+    residual=False,
     name="generator",
 ):
     """Builds a generator taking NHWC images in [-1, 1] of any height/width.
@@ -152,7 +154,8 @@ def build_generator(
     ``kind`` is one of ``resnet_9blocks``, ``resnet_6blocks``, ``unet_256``, ``unet_128``, ``unet_64``
     (the U-Nets are named by the image size they reduce to 1×1; ``unet_64`` is not in the reference).
     The input is reflect-padded to the network's stride and the output cropped back,
-    so the output always has the input's height and width.
+    so the output always has the input's height and width. With ``residual`` the output is the input
+    plus the network's change (:class:`ResidualOutput`; input and output channels must be equal).
     """
     if upsample not in UPSAMPLES:
         raise ValueError(f"unknown upsample {upsample!r}; choose one of {', '.join(UPSAMPLES)}")
@@ -164,6 +167,10 @@ def build_generator(
         outputs = _unet_generator(inputs, output_channels, ngf, UNET_DOWNS[kind], blocks, use_dropout, upsample)
     else:
         raise ValueError(f"unknown generator {kind!r}; choose one of {', '.join(GENERATORS)}")
+    if residual:
+        if input_channels != output_channels:
+            raise ValueError(f"a residual generator needs equal channels, not {input_channels} -> {output_channels}")
+        outputs = ResidualOutput(dtype="float32", name="residual")([inputs, outputs])
     return keras.Model(inputs, outputs, name=name)
 
 
