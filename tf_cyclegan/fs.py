@@ -97,14 +97,6 @@ def write_atomic(location, data):
         raise OSError(errno.EIO, f"wrote {len(data)} bytes, {location.stat().st_size} read back", str(location))
 
 
-def read_text(location, limit=None):
-    """The text of a file (UTF-8); with ``limit``, raises UserError for a file larger than ``limit`` bytes."""
-    location = path(location)
-    if limit is not None and location.stat().st_size > limit:
-        raise UserError(f"{location}: {location.stat().st_size} bytes, more than the {limit} allowed")
-    return location.read_text(encoding="utf-8")
-
-
 def remove_tree(location):
     """Deletes a folder and everything in it (no error when it is not there)."""
     location = path(location)
@@ -239,7 +231,7 @@ def writing(location):
 
 
 @contextlib.contextmanager
-def local_file(location, suffix=""):
+def local_file(location):
     """A local path holding the file ``location`` names: itself when local, a temporary copy of a URI
     (for libraries that read only local files); the copy is deleted after."""
     location = path(location)
@@ -247,7 +239,7 @@ def local_file(location, suffix=""):
         yield location
         return
     with tempfile.TemporaryDirectory(prefix="tf_cyclegan-") as folder:
-        copy = Path(folder) / f"input{suffix or location.suffix}"
+        copy = Path(folder) / f"input{location.suffix}"
         copy_file(location, copy)
         yield copy
 
