@@ -11,7 +11,7 @@ from PIL import Image
 from trainrun import ENV, cli
 
 from tf_cyclegan import build_generator
-from tf_cyclegan.exporter import convert_tflite, export_run, make_serving_archive, run_tflite
+from tf_cyclegan.exporter import ExportError, convert_tflite, export_run, make_serving_archive, run_tflite
 from tf_cyclegan.rest_emulation import predict_rest
 from tf_cyclegan.translator import Translator
 
@@ -59,6 +59,9 @@ def test_versions_auto_increment(run_dir, exported):
     out, _ = exported
     export_run(str(run_dir), str(out), ("b2a",), log=lambda line: None)
     assert sorted(p.name for p in (out / "tiny_b2a").iterdir()) == ["1", "2"]
+    with pytest.raises(ExportError, match=r"--version: .*tiny_b2a/1 already exists"):
+        export_run(str(run_dir), str(out), ("b2a",), version=1, log=lambda line: None)
+    assert sorted(p.name for p in (out / "tiny_b2a").iterdir()) == ["1", "2"]  # nothing replaced, nothing left
 
 
 def test_tflite_variants_match_keras_at_a_new_size(run_dir, exported):

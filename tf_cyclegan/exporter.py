@@ -275,8 +275,6 @@ def _publish(staging, base, version):
     while True:
         final = base / str(number)
         try:
-            if final.exists():
-                raise FileExistsError(final)
             return fs.publish_folder(staging, final, last=("saved_model.pb",))
         except OSError as error:
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):  # not a taken number: a real failure

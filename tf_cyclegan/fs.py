@@ -183,9 +183,9 @@ def publish_folder(staging, target, last=()):
     meanwhile. On a URI a copy, file by file with the names in ``last`` after all others, then the staging
     folder is deleted: object stores have no rename, so the caller reads the result back."""
     target = path(target)
+    if target.exists():  # a rename would replace an empty folder, a copy would merge into any
+        raise FileExistsError(errno.EEXIST, "File exists", str(target))
     if isinstance(target, RemotePath):
-        if target.exists():
-            raise FileExistsError(errno.EEXIST, "File exists", str(target))
         copy_tree(staging, target, last)
         remove_tree(staging)
         return target
