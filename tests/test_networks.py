@@ -172,6 +172,7 @@ def test_a_residual_generator_adds_its_change_to_the_input(kind, tmp_path):
 
 
 def test_residual_with_unequal_channels_is_one_line_before_training(tmp_path):
+    # Identity loss off: it too needs equal channels, and its own error must not stand in for --residual's.
     result = cli("tf_cyclegan.train", "--residual=true", "--channels_a=1", "--lambda_identity=0", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert (

@@ -67,12 +67,18 @@ def first_line(error):
     return (text[0] if text else type(error).__name__)[:160]
 
 
+def files_of(prefix):
+    """The files of the checkpoint ``prefix`` (its index and data files)."""
+    prefix = fs.path(prefix)
+    return prefix.parent.glob(f"{prefix.name}.*")
+
+
 def move_aside(prefix):
     """Moves a checkpoint's files into ``damaged/`` next to it (never deletes them); returns that folder."""
     prefix = fs.path(prefix)
     folder = prefix.parent / "damaged"
     folder.mkdir(exist_ok=True)
-    for path in prefix.parent.glob(f"{prefix.name}.*"):
+    for path in files_of(prefix):
         fs.move(path, folder / path.name)
     return folder
 
@@ -122,7 +128,7 @@ class CheckpointKeeper:
     def _report(self, failures, restored, source):
         own = source == self.directory  # another worker's folder is its own to tidy
         for prefix, reason in failures:
-            files = list(fs.path(prefix).parent.glob(f"{fs.path(prefix).name}.*"))
+            files = list(files_of(prefix))
             moved = f"moved to {move_aside(prefix)}" if own and files else "nothing moved"
             self.log(
                 f"warning: skipped checkpoint {prefix} ({reason}; {moved}); resuming from step {step_of(restored)}"
@@ -156,7 +162,7 @@ class CheckpointKeeper:
         while len(self.kept) > max(self.keep, 1):
             old = self.kept.pop(0)
             self._write_index()
-            for path in fs.path(old).parent.glob(f"{fs.path(old).name}.*"):
+            for path in files_of(old):
                 path.unlink()
 
     def _write_index(self):
